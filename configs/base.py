@@ -1,0 +1,147 @@
+"""The shared base of every dataset config.
+
+Each dataset file (`configs/ml20m.py`, `configs/msd.py`, ...) calls `get_base_config()` and overrides
+what differs. Defaults reproduce the RaCT paper (Lobel et al. 2020, Tables 4 and 5) on the Liang et al.
+(2018) strong-generalisation protocol; where the authors' code differs, a key below selects it and its
+comment says which behaviour the default reproduces.
+
+Every key here can be set from the command line, e.g. `--config.schedule.actor_epochs=10`.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 98765  # The authors' global seed (np.random.seed / tf.set_random_seed).
+
+  # ---- Data: raw files -> Liang protocol -> processed directory. -------------------------------
+  c.data = d = ml_collections.ConfigDict()
+  d.name = "synthetic"  # Used for the cache folder name and in logs.
+  # Raw format: ml20m | netflix | msd | ml1m | ml100k | delimited | adjacency | synthetic.
+  d.format = "synthetic"
+  d.raw_path = ""  # File or folder of the raw download.
+  d.processed_dir = ""  # '' -> $RACT_JAX_CACHE (or ~/.cache/ract_jax)/processed/<name>-<key>.
+  d.heldout_users = 10_000  # H: validation users = test users = H (paper Table 3).
+  # Keep rows with rating > threshold (strictly; Liang's 3.5 for ML-20M/Netflix). None keeps all.
+  d.rating_threshold = config_dict.placeholder(float)
+  d.min_item_count = 0  # First: keep items with >= this many rows (MSD: 200). 0 disables.
+  d.min_user_count = 5  # Then: keep users with >= this many rows (MSD: 20).
+  d.split_seed = 98765  # Liang's seed for the user permutation and for each 80/20 split.
+  d.heldout_fraction = 0.2  # int(fraction * n) of a held-out user's items are to be predicted.
+  d.min_items_to_split = 5  # Held-out users with fewer items keep them all as fold-in.
+  # Generic formats (delimited / adjacency).
+  d.delimiter = ","  # 'tab', 'space', 'whitespace' or a literal delimiter.
+  d.header = False  # The delimited file's first line is a header.
+  d.user_col = 0
+  d.item_col = 1
+  d.rating_col = -1  # -1: no rating column.
+  d.id_type = "int"  # 'int' (ids sort numerically) or 'str' (ids sort as strings, like MSD).
+  # Synthetic data (format 'synthetic'): deterministic by seed.
+  d.synthetic = s = ml_collections.ConfigDict()
+  s.n_users = 3000
+  s.n_items = 1000
+  s.mean_items_per_user = 40.0  # Log-normal user activity with this mean.
+  s.activity_sigma = 0.8
+  s.popularity_exponent = 1.0  # Zipf-like item popularity.
+  s.rank = 16  # Low-rank taste structure.
+  s.taste_strength = 2.0
+  s.seed = 0
+
+  # ---- Actor (stage 1: MLE pre-training). --------------------------------------------------------
+  c.actor = a = ml_collections.ConfigDict()
+  a.kind = "multvae"  # multvae | multdae.
+  a.shape = "ract"  # ract: I-600-(200 mu, 200 logvar)-600-I heads; liang: I-600-400(split)-600-I.
+  a.hidden_dim = 600  # Table 4.
+  a.latent_dim = 200  # Table 4.
+  a.keep_prob = 0.5  # Bernoulli mask b ~ Ber(0.5) on the input (eq. 2).
+  a.learning_rate = 1e-3  # Adam.
+  a.l2 = 0.0  # Weight decay added to the loss (the VAE has none; DAE: see configs).
+  a.l2_on_biases = False  # RaCT's DAE regularises biases too; Liang's only weights.
+  # beta schedule (eq. 4): 'epochs' follows Table 5 (anneal over `anneal_epochs`, then fixed);
+  # 'steps' is the authors' code: min(cap, step / total_anneal_steps).
+  a.anneal_schedule = "epochs"
+  a.anneal_cap = 0.2  # Table 5 beta_max.
+  a.anneal_epochs = 100  # Table 5 "# epochs for annealing".
+  a.total_anneal_steps = 200_000
+
+  # ---- Critic (stages 2 and 3). -------------------------------------------------------------------
+  c.critic = k = ml_collections.ConfigDict()
+  k.hidden_dims = (100, 100, 10)  # Table 4, ReLU; then 1 sigmoid.
+  k.learning_rate = 1e-4
+  k.l2 = 1e-4  # Authors: 1e-4 * sum(theta^2) / batch_size, biases included.
+  # 'batchnorm': normalise the 3 features as Table 4 says (running statistics at evaluation);
+  # 'none': the authors' code exactly (their batch norm was frozen at the identity).
+  k.normalize = "batchnorm"
+  k.metric = "ndcg"  # Oracle target: ndcg | recall (Table 6).
+  k.k = 100
+  k.use_seen = True  # |H1| feature (Figure 5 ablation).
+  k.use_unseen = True  # |H0| feature.
+
+  # ---- Stage 3 (alternating actor-critic). --------------------------------------------------------
+  c.ac = ml_collections.ConfigDict()
+  c.ac.actor_learning_rate = 2e-6
+  c.ac.elbo_weight = 0.0  # Authors: pure -critic, no ELBO term.
+
+  # ---- Schedule (Table 5, ML-20M by default). -----------------------------------------------------
+  c.schedule = ml_collections.ConfigDict()
+  c.schedule.actor_epochs = 150
+  c.schedule.critic_epochs = 50
+  c.schedule.ac_epochs = 50
+
+  c.batch_size = 500  # Users per step, global across devices.
+
+  # ---- Evaluation. --------------------------------------------------------------------------------
+  c.eval = e = ml_collections.ConfigDict()
+  e.batch_size = 2000  # Liang's evaluation batch; does not change metrics.
+  e.ndcg_ks = (10, 20, 50, 100, 200)
+  e.recall_ks = (10, 20, 50, 100)
+  e.every_epochs = 1
+
+  # ---- Baselines evaluated beside the actor. ------------------------------------------------------
+  c.baselines = b = ml_collections.ConfigDict()
+  b.names = ("popularity", "ease")
+  b.ease_lambdas = (100.0, 200.0, 500.0, 1000.0, 2000.0)  # Chosen on validation NDCG@100.
+  b.ease_max_items = 40_000  # Refuse EASE above this many items (dense M x M inverse).
+
+  # ---- Runtime. -----------------------------------------------------------------------------------
+  c.distributed = False  # Call jax.distributed.initialize() (SLURM / TPU pods / multi-host).
+  c.checkpoint_every_epochs = 1
+  c.log_every_steps = 0  # 0: one line per epoch.
+  return c
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Shrinks a config for tests: tiny model, few epochs, small batches."""
+  c.actor.hidden_dim = 32
+  c.actor.latent_dim = 8
+  c.critic.hidden_dims = (16, 16, 4)
+  c.schedule.actor_epochs = 2
+  c.schedule.critic_epochs = 1
+  c.schedule.ac_epochs = 1
+  c.actor.anneal_epochs = 1
+  c.batch_size = 64
+  c.eval.batch_size = 128
+  c.baselines.ease_lambdas = (100.0, 500.0)
+  return c
+
+
+def fixture(relative: str) -> str:
+  """Absolute path of a raw-format fixture shipped in `tests/fixtures/` (used by `:smoke` variants)."""
+  import os
+  return os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "fixtures",
+                      relative)
+
+
+def shared_data(relative: str) -> str:
+  """Absolute path under `../shared/data/` beside the repository (the real MovieLens samples)."""
+  import os
+  return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                                       os.pardir, "shared", "data", relative))
+
+
+def check_arg(arg, name: str, allowed=("smoke",)) -> None:
+  if arg not in (None, "", *allowed):
+    raise ValueError(f"configs/{name}.py: unknown variant {arg!r}; use one of {list(allowed)} "
+                     f"(e.g. --config=configs/{name}.py:smoke) or no variant.")

@@ -1,0 +1,17 @@
+"""MovieLens-100K (../shared/data/ml-100k/u.data) under ML-20M's protocol, H = 100."""
+
+from configs import base
+
+
+def get_config(arg=None):
+  base.check_arg(arg, "ml100k")
+  c = base.get_base_config()
+  c.data.name = "ml100k"
+  c.data.format = "ml100k"
+  c.data.raw_path = base.shared_data("ml-100k/u.data")
+  c.data.heldout_users = 100
+  c.data.rating_threshold = 3.5
+  c.data.min_user_count = 5
+  if arg == "smoke":
+    base.smoke(c)
+  return c
