@@ -78,6 +78,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   k.k = 100
   k.use_seen = True  # |H1| feature (Figure 5 ablation).
   k.use_unseen = True  # |H0| feature.
+  k.seed = 0  # Critic initialisation stream (folded into config.seed); vary to test init seeds.
 
   # ---- Stage 3 (alternating actor-critic). --------------------------------------------------------
   c.ac = ml_collections.ConfigDict()

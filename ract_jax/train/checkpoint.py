@@ -1,0 +1,50 @@
+"""Checkpoints with orbax: the latest epochs (to resume) and the best by validation NDCG@100.
+
+One manager holds the whole training state after every epoch, with its validation score as the
+checkpoint metric. `best_step()` is then RaCT's model selection (notes §3, Pitfall 12): the best
+epoch over actor pre-training and the actor-critic epochs (critic pre-training leaves the actor,
+hence the score, unchanged). Every process calls save / restore (multi-host).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import orbax.checkpoint as ocp
+
+METRIC = "val_ndcg@100"
+
+
+class Checkpoints:
+  """Thin wrapper over `ocp.CheckpointManager` (latest N + best 1 by `METRIC`)."""
+
+  def __init__(self, directory: str, keep_latest: int = 2):
+    policies = ocp.checkpoint_managers
+    options = ocp.CheckpointManagerOptions(
+        preservation_policy=policies.AnyPreservationPolicy([
+            policies.LatestN(n=keep_latest),
+            policies.BestN(get_metric_fn=lambda m: m[METRIC], reverse=False, n=1),
+        ]),
+        # Without best_fn, best_step() silently returns the latest step (jax-notes §5).
+        best_fn=lambda m: m[METRIC], best_mode="max",
+        enable_async_checkpointing=False)
+    self.manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+  def latest_step(self):
+    return self.manager.latest_step()
+
+  def best_step(self):
+    return self.manager.best_step()
+
+  def save(self, step: int, state, score: float) -> None:
+    self.manager.save(step, args=ocp.args.StandardSave(state), metrics={METRIC: float(score)})
+    self.manager.wait_until_finished()
+
+  def restore(self, step: int, like):
+    """Restores `step` into the structure, shapes and shardings of `like`."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+    return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+  def close(self) -> None:
+    self.manager.close()

@@ -1,0 +1,140 @@
+"""What a run tells its user: the banner, one line per epoch, `metrics.jsonl`, `config.json`,
+`results.json`. Only process 0 writes or prints; every other process stays silent."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+
+def _fmt_time(seconds: float) -> str:
+  seconds = int(max(0, seconds))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def _jsonable(x):
+  if isinstance(x, dict):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, (list, tuple)):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, (np.generic,)):
+    return x.item()
+  if isinstance(x, np.ndarray):
+    return x.tolist()
+  return x
+
+
+class Records:
+  """Logging and the workdir's record files.
+
+  Args:
+    workdir: where `config.json`, `metrics.jsonl` and `results.json` go.
+    echo: also print lines to stdout (absl logs go to stderr); on process 0 only.
+  """
+
+  def __init__(self, workdir: str, echo: bool = True):
+    self.workdir = workdir
+    self.main = jax.process_index() == 0
+    self.echo = echo
+    if self.main:
+      os.makedirs(workdir, exist_ok=True)
+    self._stage_times: dict[str, list[float]] = {}
+
+  def log(self, msg: str, *args) -> None:
+    if not self.main:
+      return
+    text = msg % args if args else msg
+    logging.info(text)
+    if self.echo:
+      print(text, flush=True)
+
+  def warn(self, msg: str) -> None:
+    if self.main:
+      logging.warning(msg)
+      if self.echo:
+        print("WARNING: " + msg, flush=True)
+
+  def write_json(self, name: str, obj) -> None:
+    if not self.main:
+      return
+    path = os.path.join(self.workdir, name)
+    with open(path + ".tmp", "w") as f:
+      json.dump(_jsonable(obj), f, indent=2, sort_keys=False)
+    os.replace(path + ".tmp", path)
+
+  def read_json(self, name: str, default=None):
+    path = os.path.join(self.workdir, name)
+    if not os.path.exists(path):
+      return default
+    with open(path) as f:
+      return json.load(f)
+
+  def append_metrics(self, row: dict) -> None:
+    if not self.main:
+      return
+    with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+      f.write(json.dumps(_jsonable(row)) + "\n")
+
+  def truncate_metrics_after(self, global_epoch: int) -> tuple[float, dict]:
+    """On resume: drops records of epochs after the restored checkpoint (they will be redone).
+
+    Returns the best validation NDCG@100 so far and that epoch's validation metrics.
+    """
+    path = os.path.join(self.workdir, "metrics.jsonl")
+    if not os.path.exists(path):
+      return -np.inf, {}
+    with open(path) as f:
+      rows = [json.loads(line) for line in f if line.strip()]
+    keep = [r for r in rows if r.get("global_epoch", -1) <= global_epoch]
+    if self.main:
+      with open(path + ".tmp", "w") as f:
+        for r in keep:
+          f.write(json.dumps(r) + "\n")
+      os.replace(path + ".tmp", path)
+    best = max(keep, key=lambda r: r["val"]["ndcg@100"], default=None)
+    return (best["val"]["ndcg@100"], best["val"]) if best else (-np.inf, {})
+
+  def banner(self, mesh, data, config, param_counts: dict) -> None:
+    devices = jax.devices()
+    kinds = sorted({d.device_kind for d in devices})
+    self.log("=" * 78)
+    self.log("ract_jax: Ranking-Critical Training (Lobel et al., ICLR 2020)")
+    self.log("processes %d (this is %d) | devices %d (%s), local %d | mesh %s",
+             jax.process_count(), jax.process_index(), len(devices), ", ".join(kinds),
+             jax.local_device_count(), dict(mesh.shape))
+    self.log("data %s: %d items | train users %d (%d interactions) | validation %d | test %d%s",
+             config.data.name, data.n_items, data.train.n_rows, data.train.nnz,
+             data.validation.n_users, data.test.n_users,
+             f" | {data.path}" if data.path else "")
+    self.log("actor %s (%s) %s params | critic %s params | batch %d | schedule %d / %d / %d epochs",
+             config.actor.kind, config.actor.shape, f"{param_counts['actor']:,}",
+             f"{param_counts['critic']:,}", config.batch_size, config.schedule.actor_epochs,
+             config.schedule.critic_epochs, config.schedule.ac_epochs)
+    self.log("config:\n%s", config)
+    self.log("=" * 78)
+
+  def epoch_time(self, stage: str, seconds: float) -> None:
+    self._stage_times.setdefault(stage, []).append(seconds)
+
+  def eta(self, stage: str, left_in_stage: int, left_after: dict[str, int]) -> tuple[str, str]:
+    """(stage ETA, total ETA) from the median epoch time of each stage so far (first excluded)."""
+
+    def per_epoch(s):
+      t = self._stage_times.get(s) or self._stage_times.get(stage) or [0.0]
+      t = t[1:] if len(t) > 1 else t
+      return float(np.median(t))
+
+    stage_left = per_epoch(stage) * left_in_stage
+    total = stage_left + sum(per_epoch(s) * n for s, n in left_after.items())
+    return _fmt_time(stage_left), _fmt_time(total)
+
+
+def now() -> float:
+  return time.perf_counter()

@@ -1,0 +1,134 @@
+"""Actors: shapes and initialisation of each architecture, the forward pass against a dense numpy
+reference, the KL term, the input normalisation and the beta schedules."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from configs import base
+from ract_jax import actors
+
+M = 40
+
+
+def _cfg(kind="multvae", shape="ract", **kw):
+  c = base.get_base_config().actor
+  c.kind, c.shape = kind, shape
+  c.hidden_dim, c.latent_dim = 12, 5
+  for k, v in kw.items():
+    setattr(c, k, v)
+  return c
+
+
+@pytest.mark.parametrize("kind,shape,layers", [
+    ("multvae", "ract", {"enc0": (M, 12), "mu": (12, 5), "logvar": (12, 5), "dec0": (5, 12),
+                         "dec1": (12, M)}),
+    ("multvae", "liang", {"enc0": (M, 12), "enc1": (12, 10), "dec0": (5, 12), "dec1": (12, M)}),
+    ("multdae", "ract", {"enc0": (M, 12), "enc1": (12, 5), "dec0": (5, 12), "dec1": (12, M)}),
+    ("multdae", "liang", {"enc0": (M, 5), "dec1": (5, M)}),
+])
+def test_init_shapes_and_scales(kind, shape, layers):
+  params = actors.init(jax.random.PRNGKey(0), _cfg(kind, shape), M)
+  assert {k: v["w"].shape for k, v in params.items()} == layers
+  for name, (fan_in, fan_out) in layers.items():
+    limit = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform.
+    w, b = np.asarray(params[name]["w"]), np.asarray(params[name]["b"])
+    assert np.abs(w).max() <= limit and np.abs(w).max() > 0.5 * limit
+    assert b.shape == (fan_out,) and np.abs(b).max() <= 0.002 + 1e-7  # trunc. normal, std 0.001.
+
+
+def test_bad_kind_names_the_option():
+  with pytest.raises(ValueError, match="config.actor.kind"):
+    actors.init(jax.random.PRNGKey(0), _cfg("vae"), M)
+
+
+def _sparse(rows):
+  seg = np.concatenate([[r] * len(items) for r, items in enumerate(rows)]).astype(np.int32)
+  item = np.concatenate(rows).astype(np.int32)
+  return seg, item
+
+
+def _numpy_forward(params, kind, shape, x):
+  p = {k: {kk: np.asarray(vv, np.float64) for kk, vv in v.items()} for k, v in params.items()}
+  d = lambda name, h: h @ p[name]["w"] + p[name]["b"]
+  h = np.tanh(d("enc0", x))
+  if kind == "multvae":
+    if shape == "ract":
+      mu, logvar = d("mu", h), d("logvar", h)
+    else:
+      mu, logvar = np.split(d("enc1", h), 2, axis=-1)
+    kl = np.sum(0.5 * (-logvar + np.exp(logvar) + mu**2 - 1), -1)
+    return d("dec1", np.tanh(d("dec0", mu))), kl
+  if shape == "ract":
+    h = np.tanh(d("dec0", d("enc1", h)))
+  return d("dec1", h), np.zeros(x.shape[0])
+
+
+@pytest.mark.parametrize("kind,shape", [("multvae", "ract"), ("multvae", "liang"),
+                                        ("multdae", "ract"), ("multdae", "liang")])
+def test_eval_forward_matches_dense_reference(kind, shape):
+  cfg = _cfg(kind, shape)
+  params = actors.init(jax.random.PRNGKey(1), cfg, M)
+  rows = [[1, 5, 7], [0], [3, 4, 5, 6, 39]]
+  seg, item = _sparse(rows)
+  counts = jnp.array([len(r) for r in rows], jnp.int32)
+  values = actors.input_values(counts, seg, jnp.ones(seg.shape, bool), cfg.keep_prob, train=False)
+  out = actors.apply(params, cfg, actors.SparseInput(seg, item, values, jnp.arange(3)), None,
+                     train=False)
+  x = np.zeros((3, M))
+  for r, items in enumerate(rows):
+    x[r, items] = 1 / np.sqrt(len(items))  # l2-normalised row.
+  logits, kl = _numpy_forward(params, kind, shape, x)
+  np.testing.assert_allclose(out.logits, logits, atol=1e-5)
+  np.testing.assert_allclose(out.kl, kl, atol=1e-5)
+
+
+def test_training_input_is_masked_full_row_norm_over_keep():
+  counts = jnp.array([4, 1], jnp.int32)
+  seg = jnp.array([0, 0, 0, 0, 1], jnp.int32)
+  kept = jnp.array([True, False, True, False, True])
+  v = actors.input_values(counts, seg, kept, 0.5, train=True)
+  # l2-normalise the FULL row (norm 2 for 4 items), then mask, then divide by keep (Pitfall 4).
+  np.testing.assert_allclose(v, [1.0, 0.0, 1.0, 0.0, 2.0])
+
+
+def test_training_samples_z_keyed_by_user():
+  cfg = _cfg()
+  params = actors.init(jax.random.PRNGKey(1), cfg, M)
+  seg, item = _sparse([[1, 2], [3]])
+  vals = jnp.ones(3)
+  inp = actors.SparseInput(seg, item, vals, jnp.array([10, 11]))
+  a = actors.apply(params, cfg, inp, jax.random.PRNGKey(0), train=True).logits
+  b = actors.apply(params, cfg, inp, jax.random.PRNGKey(1), train=True).logits
+  c = actors.apply(params, cfg, inp, None, train=False).logits
+  assert not np.allclose(a, b) and not np.allclose(a, c)
+
+
+def test_multinomial_nll():
+  logits = jnp.array([[0.0, 1.0, 2.0]])
+  x = jnp.array([[1.0, 0.0, 1.0]])
+  lsm = np.asarray(jax.nn.log_softmax(logits))
+  np.testing.assert_allclose(actors.multinomial_nll(logits, x), [-(lsm[0, 0] + lsm[0, 2])],
+                             rtol=1e-6)
+
+
+def test_beta_schedules():
+  cfg = _cfg(anneal_cap=0.2, anneal_epochs=10)
+  # Table 5: linear to the cap over anneal_epochs epochs, then fixed.
+  np.testing.assert_allclose(actors.beta_at(0, cfg, 5), 0.0)
+  np.testing.assert_allclose(actors.beta_at(25, cfg, 5), 0.1)
+  np.testing.assert_allclose(actors.beta_at(50, cfg, 5), 0.2)
+  np.testing.assert_allclose(actors.beta_at(500, cfg, 5), 0.2)
+  cfg.anneal_schedule = "steps"  # The authors' code: min(cap, step / 200000).
+  np.testing.assert_allclose(actors.beta_at(20_000, cfg, 5), 0.1)
+  np.testing.assert_allclose(actors.beta_at(60_000, cfg, 5), 0.2)
+
+
+def test_l2_penalty_forms():
+  cfg = _cfg("multdae", "liang", l2=0.5)
+  params = {"a": {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}}
+  np.testing.assert_allclose(actors.l2_penalty(params, cfg), 0.5 * 4)
+  cfg.l2_on_biases = True
+  np.testing.assert_allclose(actors.l2_penalty(params, cfg), 0.5 * 6)
