@@ -74,6 +74,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   # 'batchnorm': normalise the 3 features as Table 4 says (running statistics at evaluation);
   # 'none': the authors' code exactly (their batch norm was frozen at the identity).
   k.normalize = "batchnorm"
+  k.bn_debias = True  # Bias-correct the running statistics (False: plain TF moving averages).
   k.metric = "ndcg"  # Oracle target: ndcg | recall (Table 6).
   k.k = 100
   k.use_seen = True  # |H1| feature (Figure 5 ablation).

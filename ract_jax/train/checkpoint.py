@@ -14,6 +14,9 @@ import jax
 import orbax.checkpoint as ocp
 
 METRIC = "val_ndcg@100"
+# Ties go to the earliest epoch, as the authors save only on strict improvement (Pitfall 12): the
+# critic pre-training epochs repeat the best actor's score exactly.
+_SELECTION = "selection"
 
 
 class Checkpoints:
@@ -24,10 +27,10 @@ class Checkpoints:
     options = ocp.CheckpointManagerOptions(
         preservation_policy=policies.AnyPreservationPolicy([
             policies.LatestN(n=keep_latest),
-            policies.BestN(get_metric_fn=lambda m: m[METRIC], reverse=False, n=1),
+            policies.BestN(get_metric_fn=lambda m: m[_SELECTION], reverse=False, n=1),
         ]),
         # Without best_fn, best_step() silently returns the latest step (jax-notes §5).
-        best_fn=lambda m: m[METRIC], best_mode="max",
+        best_fn=lambda m: m[_SELECTION], best_mode="max",
         enable_async_checkpointing=False)
     self.manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
@@ -38,7 +41,8 @@ class Checkpoints:
     return self.manager.best_step()
 
   def save(self, step: int, state, score: float) -> None:
-    self.manager.save(step, args=ocp.args.StandardSave(state), metrics={METRIC: float(score)})
+    metrics = {METRIC: float(score), _SELECTION: float(score) - 1e-12 * step}
+    self.manager.save(step, args=ocp.args.StandardSave(state), metrics=metrics)
     self.manager.wait_until_finished()
 
   def restore(self, step: int, like):

@@ -34,15 +34,15 @@ def _jsonable(x):
 class Records:
   """Logging and the workdir's record files.
 
+  Lines go to stdout (plain, for people) on process 0 only; warnings also to absl's log.
+
   Args:
     workdir: where `config.json`, `metrics.jsonl` and `results.json` go.
-    echo: also print lines to stdout (absl logs go to stderr); on process 0 only.
   """
 
-  def __init__(self, workdir: str, echo: bool = True):
+  def __init__(self, workdir: str):
     self.workdir = workdir
     self.main = jax.process_index() == 0
-    self.echo = echo
     if self.main:
       os.makedirs(workdir, exist_ok=True)
     self._stage_times: dict[str, list[float]] = {}
@@ -50,16 +50,11 @@ class Records:
   def log(self, msg: str, *args) -> None:
     if not self.main:
       return
-    text = msg % args if args else msg
-    logging.info(text)
-    if self.echo:
-      print(text, flush=True)
+    print(msg % args if args else msg, flush=True)
 
   def warn(self, msg: str) -> None:
     if self.main:
       logging.warning(msg)
-      if self.echo:
-        print("WARNING: " + msg, flush=True)
 
   def write_json(self, name: str, obj) -> None:
     if not self.main:

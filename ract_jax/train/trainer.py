@@ -13,6 +13,7 @@ ends with the same metrics as an uninterrupted run.
 from __future__ import annotations
 
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -202,14 +203,19 @@ def _critic_on_users(run: Run, state, per_user) -> np.ndarray:
   return np.asarray(pred)
 
 
-def _finalize_model(run: Run, params, name: str, predictions_file: str, results: dict,
-                    val_summary: dict) -> dict:
-  """Test evaluation of a selected model, its top-100 export and its `results.json` entry."""
-  per_user = run.test.run(run.score_actor, params)
+def _finalize_model(run: Run, state, name: str, predictions_file: str, results: dict,
+                    val_summary: dict, with_critic: bool = False) -> dict:
+  """Test evaluation of a selected model: its top-100 export, its per-user values
+  (`per_user_test_<name>.npz`, for the paper's Figures 4, 7 and 8) and its `results.json` entry."""
+  per_user = run.test.run(run.score_actor, state["actor"].params)
+  if with_critic:
+    per_user["critic"] = _critic_on_users(run, state, per_user)
   test = evaluate.summarize(per_user)
   if run.rec.main:
     evaluate.write_predictions(os.path.join(run.workdir, predictions_file),
                                run.data.test.uids, per_user["top"])
+    np.savez(os.path.join(run.workdir, f"per_user_test_{name}.npz"), uids=run.data.test.uids,
+             **{k: v for k, v in per_user.items() if k != "top"})
   results[name] = {"validation": val_summary, "test": test}
   run.rec.write_json("results.json", results)
   run.rec.log("test  %-8s ndcg@100 %.4f (±%.4f)  recall@20 %.4f  recall@50 %.4f  [%d users]", name,
@@ -247,7 +253,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       best = run.ckpt.best_step()
       best_state = run.ckpt.restore(best, state)
       best_params = best_state["actor"].params
-      _finalize_model(run, best_params, "actor", "predictions_test_actor.tsv", results, best_val)
+      _finalize_model(run, best_state, "actor", "predictions_test_actor.tsv", results, best_val)
       critic, ac_opt = run.fresh_critic(best_params)
       state = {"actor": steps.ActorState(best_params, best_state["actor"].opt_state,
                                          best_state["actor"].step),
@@ -309,23 +315,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
   # ---- Final: the best-by-validation model on the test users. ----------------------------------
   best = run.ckpt.best_step()
-  final_params = run.ckpt.restore(best, state)["actor"].params
-  ract = sched.critic_epochs + sched.ac_epochs > 0
-  if not ract:
-    per_user = _finalize_model(run, final_params, "actor", "predictions_test_actor.tsv", results,
-                               best_val)
+  final_state = run.ckpt.restore(best, state)
+  if sched.critic_epochs + sched.ac_epochs == 0:  # Stage 1 only: the actor is the final model.
+    _finalize_model(run, final_state, "actor", "predictions_test_actor.tsv", results, best_val)
     if rec.main:
-      import shutil
       shutil.copyfile(os.path.join(workdir, "predictions_test_actor.tsv"),
                       os.path.join(workdir, "predictions_test.tsv"))
   else:
-    per_user = _finalize_model(run, final_params, "ract", "predictions_test.tsv", results,
-                               best_val)
-    final_state = run.ckpt.restore(best, state)
+    per_user = _finalize_model(run, final_state, "ract", "predictions_test.tsv", results, best_val,
+                               with_critic=True)
     has = per_user["n_heldout"] > 0
-    pred = _critic_on_users(run, final_state, per_user)
-    results["ract"]["diagnostics"] = {
-        "test_pearson_critic_vs_ndcg@100": _pearson(pred[has], per_user["ndcg@100"][has]),
+    results["ract"]["diagnostics"] = {  # Paper Figure 4 / 6 (test users).
+        "test_pearson_critic_vs_ndcg@100": _pearson(per_user["critic"][has],
+                                                    per_user["ndcg@100"][has]),
         "test_pearson_nll_vs_ndcg@100": _pearson(per_user["nll"][has], per_user["ndcg@100"][has]),
         "best_global_epoch": int(best) + 1,
         "best_stage": stage_of(int(best), sched)[0],

@@ -1,0 +1,179 @@
+"""Epoch-time benchmark of the three stages against the FLOP floor, as ratios taken in one run.
+
+  python experiments/bench_epoch.py                  # CPU: ML-1M (if ../shared is there) + ML-20M shape
+  python experiments/bench_epoch.py --shapes=ml20m,msd --steps=100   # e.g. on a GPU
+
+The floor of a stage-1 step is the decoder's three matmuls, 6 * B * M * H FLOPs (forward logits,
+dW and dh), divided by this machine's float32 matmul rate measured here on the same shapes. The first
+encoder layer is sparse (gather + segment sum) and is not counted: anything it costs counts against
+us, as do the softmax, the batch construction and Adam.
+
+For ML-20M / MSD shapes, synthetic interactions with the right numbers of users, items and
+interactions (log-normal activity, Zipf popularity) are timed over `--steps` steps and scaled to a
+full epoch; ML-1M-implicit is timed on whole epochs of the real data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+from configs import base  # noqa: E402
+from ract_jax import actors, critic as critic_lib  # noqa: E402
+from ract_jax.data import batches  # noqa: E402
+from ract_jax.data.csr import CSR  # noqa: E402
+from ract_jax.train import loops, parallel, steps  # noqa: E402
+
+SHAPES = {  # users, items, interactions (paper Table 3 after preprocessing)
+    "ml20m": (136_677, 20_108, 10_000_000),
+    "msd": (571_355, 41_140, 33_600_000),
+}
+
+
+def synthetic_csr(n_users, n_items, nnz, seed=0) -> CSR:
+  """Random binary CSR with log-normal row lengths and Zipf item popularity (fast, vectorised)."""
+  rng = np.random.default_rng(seed)
+  lengths = rng.lognormal(0.0, 1.0, n_users)
+  lengths = np.clip(np.round(lengths / lengths.sum() * nnz), 5, n_items // 2).astype(np.int64)
+  pop = 1.0 / np.arange(1, n_items + 1)
+  cdf = np.cumsum(pop / pop.sum())
+  items = np.searchsorted(cdf, rng.random(int(lengths.sum()))).astype(np.int32)
+  items = np.minimum(items, n_items - 1)
+  indptr = np.concatenate([[0], np.cumsum(lengths)])
+  # Duplicates within a row are harmless for timing (the dense batch is a set-scatter).
+  return CSR(indptr=indptr, indices=items, n_items=n_items)
+
+
+def matmul_rate(b, m, h, repeats=5) -> float:
+  """Measured float32 FLOP/s of the decoder's three matmul shapes (logits, dW, dh)."""
+  k = jax.random.split(jax.random.PRNGKey(0), 3)
+  x, w, g = (jax.random.normal(k[0], (b, h)), jax.random.normal(k[1], (h, m)),
+             jax.random.normal(k[2], (b, m)))
+  f = jax.jit(lambda x, w, g: (x @ w, x.T @ g, g @ w.T))
+  jax.block_until_ready(f(x, w, g))
+  times = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    jax.block_until_ready(f(x, w, g))
+    times.append(time.perf_counter() - t)
+  return 6.0 * b * m * h / float(np.median(times))
+
+
+def time_stages(csr: CSR, config, n_rows: int, repeats: int, stages=("actor", "critic", "ac")):
+  """Seconds per step of each stage, from whole jitted epochs over `n_rows` users (compile excluded)."""
+  mesh = parallel.make_mesh()
+  m = csr.n_items
+  local = parallel.local_batch_size(config.batch_size, mesh)
+  cap = batches.entry_capacity(csr, local, multiple=8192)
+  dev = batches.DeviceCSR(*parallel.put_replicated(
+      (np.asarray(csr.indptr, np.int32), np.asarray(csr.indices, np.int32)), mesh))
+  n_steps = -(-n_rows // config.batch_size)
+  tx_a, tx_c, tx_ac = optax.adam(1e-3), optax.adam(1e-4), optax.adam(2e-6)
+  key = jax.random.PRNGKey(0)
+
+  def init():
+    p = actors.init(key, config.actor, m)
+    cp, ns = critic_lib.init(key, config.critic, critic_lib.n_features(config.critic))
+    return (steps.ActorState(p, tx_a.init(p), jnp.zeros((), jnp.int32)),
+            steps.CriticState(cp, ns, tx_c.init(cp)), tx_ac.init(p))
+
+  out = {}
+  for stage in stages:
+    astate, cstate, ac_opt = jax.jit(init, out_shardings=parallel.replicated(mesh))()
+    if stage == "actor":
+      step = steps.make_actor_step(config, m, cap, n_steps, tx_a, 8192)
+      carry = astate
+    elif stage == "critic":
+      step = steps.make_critic_step(config, m, cap, tx_c, 8192)
+      carry = (astate.params, cstate)
+    else:
+      step = steps.make_ac_step(config, m, cap, n_steps, tx_ac, tx_c, 8192)
+      carry = (steps.ActorState(astate.params, ac_opt, astate.step), cstate)
+    epoch = loops.make_epoch("bench-" + stage, step, mesh, n_rows, config.batch_size)
+    carry, sums = epoch(carry, dev, jax.random.PRNGKey(1))  # compile + first run
+    jax.block_until_ready(sums)
+    times = []
+    for r in range(repeats):
+      t = time.perf_counter()
+      carry, sums = epoch(carry, dev, jax.random.PRNGKey(2 + r))
+      jax.block_until_ready(sums)
+      times.append(time.perf_counter() - t)
+    out[stage] = float(np.median(times)) / n_steps
+  return out
+
+
+def _config(batch_size=500):
+  c = base.get_base_config()
+  c.batch_size = batch_size
+  return c
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+  ap.add_argument("--shapes", default="ml1m,ml20m", help="comma list of ml1m, ml20m, msd")
+  ap.add_argument("--steps", type=int, default=20, help="steps timed per synthetic epoch")
+  ap.add_argument("--repeats", type=int, default=2)
+  ap.add_argument("--stages", default="actor,critic,ac")
+  ap.add_argument("--json", default="", help="also write the results here")
+  args = ap.parse_args()
+  config = _config()
+  h = config.actor.hidden_dim
+  stages = tuple(args.stages.split(","))
+  print(f"devices: {jax.devices()}")
+  results = {"device": str(jax.devices()[0].device_kind), "n_devices": jax.device_count()}
+  for shape in args.shapes.split(","):
+    if shape == "ml1m":
+      path = base.shared_data("ml-1m-implicit/interactions.txt")
+      if not os.path.exists(path):
+        print(f"ml1m: skipped, {path} not found")
+        continue
+      from ract_jax import data as data_lib
+      from configs import ml1m_implicit
+      data = data_lib.load_dataset(ml1m_implicit.get_config().data, log=lambda *a: None)
+      csr, n_rows = data.train, data.train.n_rows
+    else:
+      n_users, n_items, nnz = SHAPES[shape]
+      csr = synthetic_csr(n_users, n_items, nnz)
+      n_rows = min(n_users, args.steps * config.batch_size)
+    m = csr.n_items
+    rate = matmul_rate(config.batch_size, m, h)
+    floor = 6.0 * config.batch_size * m * h / rate
+    per_step = time_stages(csr, config, n_rows, args.repeats, stages)
+    steps_per_epoch = -(-csr.n_rows // config.batch_size)
+    row = {"users": csr.n_rows, "items": m, "interactions": csr.nnz,
+           "steps_per_epoch": steps_per_epoch, "matmul_gflops": rate / 1e9,
+           "floor_s_per_step": floor}
+    for s, t in per_step.items():
+      row[f"{s}_s_per_step"] = t
+      row[f"{s}_s_per_epoch"] = t * steps_per_epoch
+      row[f"{s}_over_floor"] = t / floor
+    if "actor" in per_step:
+      for s in per_step:
+        row[f"{s}_over_actor"] = per_step[s] / per_step["actor"]
+    results[shape] = row
+    print(f"\n{shape}: {csr.n_rows:,} users x {m:,} items, {csr.nnz:,} interactions, "
+          f"{steps_per_epoch} steps/epoch")
+    print(f"  measured f32 matmul rate {rate / 1e9:.1f} GFLOP/s -> floor {floor * 1e3:.1f} ms/step "
+          f"({floor * steps_per_epoch:.2f} s/epoch)")
+    for s, t in per_step.items():
+      extra = f", {t / per_step['actor']:.2f}x stage 1" if "actor" in per_step else ""
+      print(f"  stage {s:6s} {t * 1e3:8.1f} ms/step  {t * steps_per_epoch:8.2f} s/epoch  "
+            f"{t / floor:.2f}x floor{extra}")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(results, f, indent=2)
+  print(json.dumps(results))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,198 @@
+"""Ranking metrics (NDCG@k, Recall@k) as pure, jittable JAX functions, plus host-side averaging.
+
+These are both the evaluation metrics and the critic's training-time oracle (RaCT's target is
+NDCG@100 of the actor's logits with the seen items at -inf and the dropped items as relevance).
+
+Conventions, matching the authors' `evaluation_functions.py` and Liang et al.'s notebook:
+  * The caller sets the scores of fold-in (seen) items to `-inf` before calling; nothing here masks.
+  * Binary gains; rank r (1-based) is discounted by `1 / log2(r + 1)`.
+  * NDCG@k: IDCG sums the first `min(n_heldout, k)` discounts.
+  * Recall@k: hits in the top k divided by `min(k, n_heldout)` ("capped" recall; RecBole divides
+    by `n_heldout` instead, so its numbers are not comparable).
+  * A user with no held-out item scores 0 for every metric. This is the RaCT convention (their IDCG
+    is floored at 0.1, so DCG = 0 gives 0, and Recall's denominator is `max(., 1)`); Liang's code
+    would give NaN. The critic's targets rely on it. For reported means, `summarize` skips those
+    users instead and says how many it skipped.
+
+Tie-breaking: `jax.lax.top_k` puts the lower item index first among equal scores (documented in
+its docstring and checked in the tests), i.e. the order of a stable descending argsort. Items at
+`-inf` tie with each other, so they can enter the top k only when a row has fewer than k finite
+scores, and they then come in index order; since the held-out matrix is 0 on fold-in items, they
+never count as hits. NaN scores rank above `+inf` in `top_k`; they are not checked for here.
+
+`k` (and the cut-off tuples of `ranking_metrics`) are static Python ints: every distinct value
+compiles once. A `k` larger than the number of items M is clipped to M, which leaves both metrics
+unchanged (no user has more than M held-out items).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Iterable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def _discounts(k: int) -> jnp.ndarray:
+  """`1 / log2(r + 1)` for r = 1..k, float32 `[k]` (computed in float64 on the host)."""
+  return jnp.asarray(1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64)), jnp.float32)
+
+
+def _top_hits(scores: jnp.ndarray, heldout: jnp.ndarray, k: int):
+  """Relevance of the top-k items in rank order, float32 `[B, min(k, M)]`, and n_heldout `[B]`."""
+  k = min(k, scores.shape[-1])
+  _, idx = jax.lax.top_k(scores, k)
+  hits = jnp.take_along_axis(heldout, idx, axis=-1).astype(jnp.float32)
+  n_heldout = jnp.sum(heldout.astype(jnp.float32), axis=-1)
+  return hits, n_heldout
+
+
+def _ndcg_from_hits(hits: jnp.ndarray, n_heldout: jnp.ndarray, k: int) -> jnp.ndarray:
+  """NDCG@k from the rank-ordered relevance of the top `>= min(k, M)` items."""
+  k = min(k, hits.shape[-1])
+  disc = _discounts(k)
+  # Elementwise product + sum rather than a matmul: a float32 matmul may run at reduced precision
+  # on accelerators (TF32 / bf16 passes) under the default precision.
+  dcg = jnp.sum(hits[:, :k] * disc, axis=-1)
+  idcg_table = jnp.concatenate([jnp.ones((1,), jnp.float32), jnp.cumsum(disc)])
+  n = jnp.clip(n_heldout, 0, k).astype(jnp.int32)
+  idcg = idcg_table[n]  # n == 0 reads the placeholder 1.0; the result is masked to 0 below.
+  return jnp.where(n_heldout > 0, dcg / idcg, 0.0).astype(jnp.float32)
+
+
+def _recall_from_hits(hits: jnp.ndarray, n_heldout: jnp.ndarray, k: int) -> jnp.ndarray:
+  """Recall@k (denominator `min(k, n_heldout)`) from the rank-ordered relevance of the top items."""
+  k = min(k, hits.shape[-1])
+  n_hit = jnp.sum(hits[:, :k], axis=-1)
+  denom = jnp.maximum(jnp.minimum(n_heldout, float(k)), 1.0)
+  return jnp.where(n_heldout > 0, n_hit / denom, 0.0).astype(jnp.float32)
+
+
+def _check_k(k) -> int:
+  if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+    raise TypeError(f"k must be a Python int (static), got {type(k).__name__}: {k!r}")
+  if k < 1:
+    raise ValueError(f"k must be >= 1, got {k}")
+  return int(k)
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def _ndcg_jit(scores, heldout, k):
+  hits, n = _top_hits(scores, heldout, k)
+  return _ndcg_from_hits(hits, n, k)
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def _recall_jit(scores, heldout, k):
+  hits, n = _top_hits(scores, heldout, k)
+  return _recall_from_hits(hits, n, k)
+
+
+def ndcg_at_k(scores: jnp.ndarray, heldout: jnp.ndarray, k: int) -> jnp.ndarray:
+  """Per-user NDCG@k with binary relevance.
+
+  Jitted with `k` static; also usable inside another `jax.jit` (pass `k` as a Python int).
+
+  Args:
+    scores: float `[B, M]`; fold-in items already set to `-inf` by the caller.
+    heldout: 0/1 (float or bool) `[B, M]`; the relevant items (0 on fold-in items).
+    k: cut-off, a Python int >= 1; values above M are clipped to M.
+
+  Returns:
+    float32 `[B]`; 0 for users without held-out items.
+  """
+  return _ndcg_jit(scores, heldout, k=_check_k(k))
+
+
+def recall_at_k(scores: jnp.ndarray, heldout: jnp.ndarray, k: int) -> jnp.ndarray:
+  """Per-user Recall@k = hits in the top k / `min(k, n_heldout)` (Liang / RaCT definition).
+
+  Args:
+    scores: float `[B, M]`; fold-in items already set to `-inf` by the caller.
+    heldout: 0/1 (float or bool) `[B, M]`.
+    k: cut-off, a Python int >= 1; values above M are clipped to M.
+
+  Returns:
+    float32 `[B]`; 0 for users without held-out items.
+  """
+  return _recall_jit(scores, heldout, k=_check_k(k))
+
+
+def n_heldout(heldout: jnp.ndarray) -> jnp.ndarray:
+  """Number of held-out items per user, int32 `[B]`, from a 0/1 `[B, M]` matrix."""
+  return jnp.sum(heldout.astype(jnp.int32), axis=-1)
+
+
+def metric_names(ndcg_ks: Iterable[int] = (100,), recall_ks: Iterable[int] = (20, 50)) -> list[str]:
+  """The metric keys `ranking_metrics` returns (without 'n_heldout'), in its order."""
+  return ([f"ndcg@{k}" for k in sorted(set(ndcg_ks))] +
+          [f"recall@{k}" for k in sorted(set(recall_ks))])
+
+
+@functools.partial(jax.jit, static_argnames=("ndcg_ks", "recall_ks"))
+def _ranking_metrics_jit(scores, heldout, ndcg_ks, recall_ks):
+  kmax = max(ndcg_ks + recall_ks)
+  hits, n = _top_hits(scores, heldout, kmax)
+  out = {}
+  for k in ndcg_ks:
+    out[f"ndcg@{k}"] = _ndcg_from_hits(hits, n, k)
+  for k in recall_ks:
+    out[f"recall@{k}"] = _recall_from_hits(hits, n, k)
+  out["n_heldout"] = n.astype(jnp.int32)
+  return out
+
+
+def ranking_metrics(scores: jnp.ndarray, heldout: jnp.ndarray, ndcg_ks: Sequence[int] = (100,),
+                    recall_ks: Sequence[int] = (20, 50)) -> dict[str, jnp.ndarray]:
+  """All cut-offs from a single `top_k` at the largest k (what evaluation uses).
+
+  Jitted with the cut-offs static; also usable inside another `jax.jit`.
+
+  Args:
+    scores: float `[B, M]`; fold-in items already set to `-inf` by the caller.
+    heldout: 0/1 (float or bool) `[B, M]`.
+    ndcg_ks: NDCG cut-offs (Python ints); duplicates are dropped.
+    recall_ks: Recall cut-offs (Python ints); duplicates are dropped.
+
+  Returns:
+    dict with float32 `[B]` entries `'ndcg@k'` and `'recall@k'` (keys as in `metric_names`), and
+    `'n_heldout'`, int32 `[B]` (pass it to `summarize`). Values equal `ndcg_at_k`/`recall_at_k`.
+  """
+  ndcg_ks = tuple(sorted({_check_k(k) for k in ndcg_ks}))
+  recall_ks = tuple(sorted({_check_k(k) for k in recall_ks}))
+  if not ndcg_ks and not recall_ks:
+    raise ValueError("ranking_metrics needs at least one cut-off")
+  return _ranking_metrics_jit(scores, heldout, ndcg_ks=ndcg_ks, recall_ks=recall_ks)
+
+
+def summarize(per_user: np.ndarray, n_heldout: np.ndarray) -> dict:
+  """Mean and standard error over users with at least one held-out item (host-side numpy).
+
+  Users without held-out items are skipped (Liang's mean would be NaN; RaCT's would count them as
+  0, so RaCT's reported mean is lower by the fraction skipped). RaCT's test loop also drops the
+  last partial batch of 500 users (`drop_remainder=True`); this averages over all users given.
+
+  Args:
+    per_user: `[N]` per-user metric values (e.g. concatenated `ranking_metrics` outputs).
+    n_heldout: `[N]` held-out counts, aligned with `per_user`.
+
+  Returns:
+    dict with `mean`, `stderr` (population std / sqrt(n), as `np.std` in Liang's notebook),
+    `n_users` (users averaged) and `n_skipped` (users without held-out items). `mean` and `stderr`
+    are NaN when no user has a held-out item.
+  """
+  per_user = np.asarray(per_user, np.float64).reshape(-1)
+  n_heldout = np.asarray(n_heldout).reshape(-1)
+  if per_user.shape != n_heldout.shape:
+    raise ValueError(f"per_user {per_user.shape} and n_heldout {n_heldout.shape} differ in shape")
+  keep = n_heldout > 0
+  vals = per_user[keep]
+  n = int(vals.shape[0])
+  if n == 0:
+    mean = stderr = float("nan")
+  else:
+    mean = float(vals.mean())
+    stderr = float(vals.std() / np.sqrt(n))
+  return dict(mean=mean, stderr=stderr, n_users=n, n_skipped=int((~keep).sum()))
