@@ -51,8 +51,17 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   # ---- Actor (stage 1: MLE pre-training). --------------------------------------------------------
   c.actor = a = ml_collections.ConfigDict()
-  a.kind = "multvae"  # multvae | multdae.
-  a.shape = "ract"  # ract: I-600-(200 mu, 200 logvar)-600-I heads; liang: I-600-400(split)-600-I.
+  a.kind = "multvae"  # multvae (variational) | multdae (denoising autoencoder).
+  # ract: I-600-(200 mu, 200 logvar)-600-I; liang: I-600-400(split)-600-I (DAE: I-200-I);
+  # linear: no hidden layer, no non-linearity (Table 2 "VAE (Linear)", the authors' MF/WARP AE).
+  a.shape = "ract"
+  # The per-user training loss (ract_jax/losses.py), also the critic's first feature (eq. 5):
+  # multinomial | gaussian | weighted_sq | warp | lambdarank.
+  a.loss = "multinomial"
+  a.positive_weight = 5.0  # weighted_sq: weight of observed items (the authors' MF: 5).
+  a.warp_rank = "violations"  # warp: r_i = violating negatives ('position': overall rank).
+  a.warp_margin = 1.0
+  a.deterministic = False  # VAE with a delta posterior at mu (Table 2 "VAE (beta = 0)").
   a.hidden_dim = 600  # Table 4.
   a.latent_dim = 200  # Table 4.
   a.keep_prob = 0.5  # Bernoulli mask b ~ Ber(0.5) on the input (eq. 2).
@@ -93,6 +102,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.schedule.ac_epochs = 50
 
   c.batch_size = 500  # Users per step, global across devices.
+  # A workdir whose stage 1 finished (its actor_best/): skip stage 1 and start stages 2-3 from that
+  # actor, e.g. for critic seeds or the Figure 5 ablations on one pre-trained actor.
+  c.pretrained_actor = ""
 
   # ---- Evaluation. --------------------------------------------------------------------------------
   c.eval = e = ml_collections.ConfigDict()
@@ -129,6 +141,44 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+# The actors of the paper's Table 2 (and Table 1's LambdaRank / WARP rows), selected with a config
+# variant, e.g. `--config=configs/ml1m_implicit.py:warp` or `:smoke,dae_liang`.
+ACTOR_PRESETS = {
+    "vae": {},  # Mult-VAE, RaCT's shape (the default).
+    "vae_gaussian": {"loss": "gaussian"},
+    "vae_beta0": {"deterministic": True, "anneal_cap": 0.0},
+    "vae_linear": {"shape": "linear"},
+    # Liang's DAE: I-200-I, L2 lam * sum(w^2) with lam = 0.01 / batch (weights only).
+    "dae_liang": {"kind": "multdae", "shape": "liang", "l2": 0.01 / 500},
+    # RaCT's DAE: I-600-200-600-I, L2 1e-5 on all parameters (main_dae.py).
+    "dae_ract": {"kind": "multdae", "shape": "ract", "l2": 1e-5, "l2_on_biases": True},
+    # The authors' MF: a linear I-200-I AE, weighted squared error (positives x5), reg 1e-4.
+    "mf": {"kind": "multdae", "shape": "linear", "loss": "weighted_sq", "l2": 1e-4,
+           "l2_on_biases": True},
+    # The authors' WarpEncoder: the same linear AE trained with exact WARP (eq. 9).
+    "warp": {"kind": "multdae", "shape": "linear", "loss": "warp"},
+    # LambdaRank for NDCG on the VAE's architecture (the loss replaces the NLL, KL kept).
+    "lambdarank": {"loss": "lambdarank"},
+}
+
+
+def apply_variant(c: ml_collections.ConfigDict, arg, name: str) -> ml_collections.ConfigDict:
+  """Applies a config variant string: comma-separated tokens, 'smoke' and/or an actor preset."""
+  for token in [t for t in (arg or "").split(",") if t]:
+    if token == "smoke":
+      continue
+    if token not in ACTOR_PRESETS:
+      raise ValueError(f"configs/{name}.py: unknown variant {token!r}; use 'smoke' and/or one of "
+                       f"{sorted(ACTOR_PRESETS)} (e.g. --config=configs/{name}.py:smoke,warp).")
+    for key, value in ACTOR_PRESETS[token].items():
+      setattr(c.actor, key, value)
+  return c
+
+
+def is_smoke(arg) -> bool:
+  return "smoke" in (arg or "").split(",")
+
+
 def fixture(relative: str) -> str:
   """Absolute path of a raw-format fixture shipped in `tests/fixtures/` (used by `:smoke` variants)."""
   import os
@@ -143,7 +193,6 @@ def shared_data(relative: str) -> str:
                                        os.pardir, "shared", "data", relative))
 
 
-def check_arg(arg, name: str, allowed=("smoke",)) -> None:
-  if arg not in (None, "", *allowed):
-    raise ValueError(f"configs/{name}.py: unknown variant {arg!r}; use one of {list(allowed)} "
-                     f"(e.g. --config=configs/{name}.py:smoke) or no variant.")
+def check_arg(arg, name: str) -> None:
+  """Validates a variant string before anything is built (see `apply_variant`)."""
+  apply_variant(get_base_config(), arg, name)

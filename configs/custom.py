@@ -17,7 +17,8 @@ def get_config(arg=None):
   c.data.raw_path = ""
   c.data.heldout_users = 1000
   c.data.rating_threshold = None
-  if arg == "smoke":
+  base.apply_variant(c, arg, "custom")
+  if base.is_smoke(arg):
     base.smoke(c)
     c.data.name = "custom-smoke"
     c.data.raw_path = base.fixture("delimited/interactions.tsv")

@@ -17,7 +17,8 @@ def get_config(arg=None):
   c.schedule.critic_epochs = 10
   c.schedule.ac_epochs = 10
   c.baselines.ease_lambdas = (50.0, 200.0, 500.0)
-  if arg == "smoke":
+  base.apply_variant(c, arg, "default")
+  if base.is_smoke(arg):
     base.smoke(c)
     c.data.name = "synthetic-smoke"
     c.data.synthetic.n_users = 400

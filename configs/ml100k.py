@@ -12,6 +12,7 @@ def get_config(arg=None):
   c.data.heldout_users = 100
   c.data.rating_threshold = 3.5
   c.data.min_user_count = 5
-  if arg == "smoke":
+  base.apply_variant(c, arg, "ml100k")
+  if base.is_smoke(arg):
     base.smoke(c)
   return c

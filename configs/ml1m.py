@@ -16,7 +16,8 @@ def get_config(arg=None):
   c.data.heldout_users = 600
   c.data.rating_threshold = 3.5
   c.data.min_user_count = 5
-  if arg == "smoke":
+  base.apply_variant(c, arg, "ml1m")
+  if base.is_smoke(arg):
     base.smoke(c)
     c.data.name = "ml1m-smoke"
     c.data.raw_path = base.fixture("ml1m/ratings.dat")

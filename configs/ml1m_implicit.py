@@ -18,6 +18,7 @@ def get_config(arg=None):
   c.data.rating_threshold = None
   c.data.min_user_count = 5
   c.baselines.ease_lambdas = (100.0, 200.0, 500.0, 1000.0, 2000.0)
-  if arg == "smoke":
+  base.apply_variant(c, arg, "ml1m_implicit")
+  if base.is_smoke(arg):
     base.smoke(c)
   return c

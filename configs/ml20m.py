@@ -23,7 +23,8 @@ def get_config(arg=None):
   c.schedule.critic_epochs = 50
   c.schedule.ac_epochs = 50
   c.baselines.ease_lambdas = (250.0, 500.0, 1000.0)
-  if arg == "smoke":
+  base.apply_variant(c, arg, "ml20m")
+  if base.is_smoke(arg):
     base.smoke(c)
     c.data.name = "ml20m-smoke"
     c.data.raw_path = base.fixture("ml20m/ratings.csv")

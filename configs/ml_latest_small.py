@@ -16,6 +16,7 @@ def get_config(arg=None):
   c.data.heldout_users = 50
   c.data.rating_threshold = 3.5
   c.data.min_user_count = 5
-  if arg == "smoke":
+  base.apply_variant(c, arg, "ml_latest_small")
+  if base.is_smoke(arg):
     base.smoke(c)
   return c

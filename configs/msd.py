@@ -27,7 +27,8 @@ def get_config(arg=None):
   c.baselines.names = ("popularity", "ease")
   c.baselines.ease_lambdas = (200.0,)
   c.baselines.ease_max_items = 42_000
-  if arg == "smoke":
+  base.apply_variant(c, arg, "msd")
+  if base.is_smoke(arg):
     base.smoke(c)
     c.data.name = "msd-smoke"
     c.data.raw_path = base.fixture("msd/train_triplets.txt")

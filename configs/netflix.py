@@ -24,7 +24,8 @@ def get_config(arg=None):
   c.schedule.critic_epochs = 50
   c.schedule.ac_epochs = 25
   c.baselines.ease_lambdas = (500.0, 1000.0, 2000.0)
-  if arg == "smoke":
+  base.apply_variant(c, arg, "netflix")
+  if base.is_smoke(arg):
     base.smoke(c)
     c.data.name = "netflix-smoke"
     c.data.raw_path = base.fixture("netflix/training_set")

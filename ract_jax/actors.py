@@ -4,11 +4,15 @@ Parameters are plain nested dicts `{layer: {"w": [in, out], "b": [out]}}`. The f
 sparse batch entries directly (see `sparse_layer`); everything after it is dense.
 
 Shapes (`config.actor.shape`):
-  Mult-VAE, 'ract':  I -> 600 tanh -> (mu 200, logvar 200) heads; z -> 600 tanh -> I logits.
-  Mult-VAE, 'liang': I -> 600 tanh -> 400 linear, split into mu / logvar; z -> 600 tanh -> I.
-  Mult-DAE, 'ract':  I -> 600 tanh -> 200 -> 600 tanh -> I.
-  Mult-DAE, 'liang': I -> 200 tanh -> I.
+  VAE, 'ract':    I -> 600 tanh -> (mu 200, logvar 200) heads; z -> 600 tanh -> I logits.
+  VAE, 'liang':   I -> 600 tanh -> 400 linear, split into mu / logvar; z -> 600 tanh -> I.
+  VAE, 'linear':  I -> (mu 200, logvar 200) linear heads; z -> I linear (Table 2 "VAE (Linear)").
+  DAE, 'ract':    I -> 600 tanh -> 200 -> 600 tanh -> I.
+  DAE, 'liang':   I -> 200 tanh -> I.
+  DAE, 'linear':  I -> 200 -> I, no non-linearity (the authors' MF / WARP encoders, notes §2).
 Weights Glorot-uniform, biases truncated normal with std 0.001 (notes §2, Pitfall 14).
+`config.actor.deterministic` makes the VAE's posterior a delta at mu (Table 2 "VAE (beta = 0)").
+The training loss (`config.actor.loss`, see `losses.py`) is chosen independently of the shape.
 """
 
 from __future__ import annotations
@@ -19,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ract_jax import sparse_layer
+from ract_jax import losses, sparse_layer
 from ract_jax.data import batches
 
 KINDS = ("multvae", "multdae")
-SHAPES = ("ract", "liang")
+SHAPES = ("ract", "liang", "linear")
 
 
 class SparseInput(NamedTuple):
@@ -54,8 +58,10 @@ def layer_dims(config: ml_collections.ConfigDict, n_items: int) -> list[tuple[st
   h, l = config.hidden_dim, config.latent_dim
   if kind == "multvae" and shape == "ract":
     return [("enc0", n_items, h), ("mu", h, l), ("logvar", h, l), ("dec0", l, h), ("dec1", h, n_items)]
-  if kind == "multvae":
+  if kind == "multvae" and shape == "liang":
     return [("enc0", n_items, h), ("enc1", h, 2 * l), ("dec0", l, h), ("dec1", h, n_items)]
+  if kind == "multvae":  # linear: enc0 is the mu head, logvar a second head on the same input.
+    return [("enc0", n_items, l), ("logvar", n_items, l), ("dec1", l, n_items)]
   if shape == "ract":
     return [("enc0", n_items, h), ("enc1", h, l), ("dec0", l, h), ("dec1", h, n_items)]
   return [("enc0", n_items, l), ("dec1", l, n_items)]
@@ -122,29 +128,45 @@ def apply(params: dict, config: ml_collections.ConfigDict, x: SparseInput, key: 
     `ActorOutput(logits [B, M], kl [B])`; kl is the per-user KL(q(z|x) || N(0, I)) (eq. 4).
   """
   b = x.users.shape[0]
-  first = sparse_layer.sparse_rows_matmul(x.seg, x.item, x.values, params["enc0"]["w"], b, chunk)
-  h = jnp.tanh(first + params["enc0"]["b"])
+  sparse = lambda w: sparse_layer.sparse_rows_matmul(x.seg, x.item, x.values, w, b, chunk)
+  first = sparse(params["enc0"]["w"]) + params["enc0"]["b"]
   kl = jnp.zeros((b,), jnp.float32)
   if config.kind == "multvae":
-    if config.shape == "ract":
+    if config.shape == "linear":
+      mu, logvar = first, sparse(params["logvar"]["w"]) + params["logvar"]["b"]
+    elif config.shape == "ract":
+      h = jnp.tanh(first)
       mu, logvar = _dense(params["mu"], h), _dense(params["logvar"], h)
     else:
-      mu, logvar = jnp.split(_dense(params["enc1"], h), 2, axis=-1)
-    if train:
-      eps = batches.user_normal(key, x.users, mu.shape[-1])
-      z = mu + eps * jnp.exp(0.5 * logvar)
-    else:
+      mu, logvar = jnp.split(_dense(params["enc1"], jnp.tanh(first)), 2, axis=-1)
+    if config.deterministic:  # Delta posterior: no sampling, no KL (Table 2, "VAE (beta = 0)").
       z = mu
-    kl = jnp.sum(0.5 * (-logvar + jnp.exp(logvar) + mu**2 - 1.0), axis=-1)
-    h = jnp.tanh(_dense(params["dec0"], z))
+    else:
+      kl = jnp.sum(0.5 * (-logvar + jnp.exp(logvar) + mu**2 - 1.0), axis=-1)
+      z = mu + batches.user_normal(key, x.users, mu.shape[-1]) * jnp.exp(0.5 * logvar) \
+          if train else mu
+    h = z if config.shape == "linear" else jnp.tanh(_dense(params["dec0"], z))
   elif config.shape == "ract":
-    h = jnp.tanh(_dense(params["dec0"], _dense(params["enc1"], h)))
+    h = jnp.tanh(_dense(params["dec0"], _dense(params["enc1"], jnp.tanh(first))))
+  elif config.shape == "liang":
+    h = jnp.tanh(first)
+  else:
+    h = first
   return ActorOutput(logits=_dense(params["dec1"], h), kl=kl)
 
 
-def multinomial_nll(logits: jax.Array, x: jax.Array) -> jax.Array:
-  """Per-user multinomial NLL `-sum_i x_i log softmax(logits)_i` (eq. 4's L_E), float32 `[B]`."""
-  return -jnp.sum(x * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+def per_user_loss(config: ml_collections.ConfigDict, logits: jax.Array, x: jax.Array) -> jax.Array:
+  """The configured per-user training loss (`config.loss`, see `losses.py`), float32 `[B]`.
+
+  This is eq. 4's L_E for the multinomial likelihood, and the critic's first feature (eq. 5) for
+  every actor (the paper replaces the NLL by the L2R loss for WARP / LambdaRank actors).
+  """
+  kw = {}
+  if config.loss == "weighted_sq":
+    kw = {"positive_weight": config.positive_weight}
+  elif config.loss == "warp":
+    kw = {"margin": config.warp_margin, "rank": config.warp_rank}
+  return losses.per_user_loss(config.loss, logits, x, **kw)
 
 
 def l2_penalty(params: dict, config: ml_collections.ConfigDict) -> jax.Array:

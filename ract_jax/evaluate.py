@@ -74,7 +74,7 @@ class Evaluator:
         batches.sequential_order(self.split.n_users, self.batch_size), self.mesh)
     self._compiled = {}
 
-  def _build(self, score_fn: ScoreFn):
+  def _build(self, score_fn: ScoreFn, loss_fn):
     n_items, cap_f, cap_h = self.n_items, self.cap_fold, self.cap_held
     ndcg_ks, recall_ks, top_n = tuple(self.ndcg_ks), tuple(self.recall_ks), self.top_n
 
@@ -89,8 +89,8 @@ class Evaluator:
         out["n_heldout"] = he.counts
         out["n_foldin"] = fe.counts
         out["top"] = jax.lax.top_k(scores, top_n)[1]
-        # The critic's validation features (notes §3): NLL over fold-in and held-out items.
-        out["nll"] = actors.multinomial_nll(logits, fold + held)
+        if loss_fn is not None:  # The critic's features (notes §3): loss over fold-in + held-out.
+          out["nll"] = loss_fn(logits, fold + held)
         return None, out
 
       return jax.lax.scan(body, None, order)[1]
@@ -99,16 +99,22 @@ class Evaluator:
                              out_specs=P(None, parallel.AXIS))
     return jax.jit(fn)
 
-  def run(self, score_fn: ScoreFn, params) -> dict[str, np.ndarray]:
+  def run(self, score_fn: ScoreFn, params, loss_fn=None) -> dict[str, np.ndarray]:
     """Per-user values for every held-out user, in row order of `split`.
 
+    Args:
+      score_fn: the model's scores (see `ScoreFn`); compiled once per function object.
+      params: its parameters (any pytree).
+      loss_fn: optional `loss(logits [B, M], x [B, M]) -> [B]`, evaluated on the full rows
+        (fold-in + held-out) as the critic's first feature at validation.
+
     Returns:
-      `{'ndcg@K': [n], 'recall@K': [n], 'n_heldout': [n], 'n_foldin': [n], 'nll': [n],
-        'top': int32 [n, top_n]}`.
+      `{'ndcg@K': [n], 'recall@K': [n], 'n_heldout': [n], 'n_foldin': [n], 'top': int32
+        [n, top_n]}`, plus `'nll': [n]` when `loss_fn` is given.
     """
-    key = id(score_fn)
+    key = (id(score_fn), id(loss_fn))
     if key not in self._compiled:
-      self._compiled[key] = self._build(score_fn)
+      self._compiled[key] = self._build(score_fn, loss_fn)
     out = self._compiled[key](params, self.fold_csr, self.held_csr, self.order)
     n = self.split.n_users
     return {k: to_host(v).reshape((-1,) + v.shape[2:])[:n] for k, v in out.items()}

@@ -106,12 +106,44 @@ def test_training_samples_z_keyed_by_user():
   assert not np.allclose(a, b) and not np.allclose(a, c)
 
 
-def test_multinomial_nll():
+def test_linear_shapes_and_deterministic_posterior():
+  rows = [[1, 5, 7], [0, 2]]
+  seg, item = _sparse(rows)
+  vals = jnp.ones(seg.shape[0])
+  inp = actors.SparseInput(seg, item, vals, jnp.arange(2))
+  x = np.zeros((2, M))
+  for r, items in enumerate(rows):
+    x[r, items] = 1
+  # Linear DAE (the authors' MF / WARP encoder): logits = (x W0 + b0) W1 + b1.
+  linear = lambda p: (x @ np.asarray(p["enc0"]["w"]) + np.asarray(p["enc0"]["b"])) @ np.asarray(
+      p["dec1"]["w"]) + np.asarray(p["dec1"]["b"])
+  cfg = _cfg("multdae", "linear")
+  p = actors.init(jax.random.PRNGKey(0), cfg, M)
+  np.testing.assert_allclose(actors.apply(p, cfg, inp, None, train=True).logits, linear(p),
+                             atol=1e-5)
+  # Linear VAE at evaluation: z = mu = x W0 + b0, logits = z W1 + b1.
+  cfg = _cfg("multvae", "linear")
+  p = actors.init(jax.random.PRNGKey(0), cfg, M)
+  assert set(p) == {"enc0", "logvar", "dec1"}
+  np.testing.assert_allclose(actors.apply(p, cfg, inp, None, train=False).logits, linear(p),
+                             atol=1e-5)
+  # Delta posterior: training output equals evaluation output, KL is 0 (Table 2, beta = 0).
+  cfg = _cfg(deterministic=True)
+  p = actors.init(jax.random.PRNGKey(0), cfg, M)
+  tr = actors.apply(p, cfg, inp, jax.random.PRNGKey(5), train=True)
+  ev = actors.apply(p, cfg, inp, None, train=False)
+  np.testing.assert_allclose(tr.logits, ev.logits)
+  assert float(jnp.abs(tr.kl).sum()) == 0.0
+
+
+def test_per_user_loss_follows_config():
   logits = jnp.array([[0.0, 1.0, 2.0]])
   x = jnp.array([[1.0, 0.0, 1.0]])
   lsm = np.asarray(jax.nn.log_softmax(logits))
-  np.testing.assert_allclose(actors.multinomial_nll(logits, x), [-(lsm[0, 0] + lsm[0, 2])],
-                             rtol=1e-6)
+  np.testing.assert_allclose(actors.per_user_loss(_cfg(), logits, x),
+                             [-(lsm[0, 0] + lsm[0, 2])], rtol=1e-6)
+  sq = actors.per_user_loss(_cfg(loss="weighted_sq", positive_weight=5.0), logits, x)
+  np.testing.assert_allclose(sq, [5 * 1 + 1 * 1 + 5 * 1])
 
 
 def test_beta_schedules():

@@ -52,3 +52,28 @@ class Checkpoints:
 
   def close(self) -> None:
     self.manager.close()
+
+
+ACTOR_DIR = "actor_best"
+
+
+def save_actor(workdir: str, params) -> None:
+  """Saves the best pre-trained actor (end of stage 1) as `<workdir>/actor_best`, so later runs can
+  start stages 2-3 from it (`--config.pretrained_actor=<workdir>`); all processes call it."""
+  ckptr = ocp.StandardCheckpointer()
+  ckptr.save(os.path.join(os.path.abspath(workdir), ACTOR_DIR), params, force=True)
+  ckptr.wait_until_finished()
+
+
+def load_actor(workdir: str, like):
+  """Loads `<workdir>/actor_best` into the structure, shapes and shardings of `like`."""
+  path = os.path.join(os.path.abspath(os.path.expanduser(workdir)), ACTOR_DIR)
+  if not os.path.isdir(path):
+    raise ValueError(f"config.pretrained_actor: no pre-trained actor at {path}; point it at the "
+                     "workdir of a run that finished stage 1 (it writes actor_best/ there).")
+  abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+  try:
+    return ocp.StandardCheckpointer().restore(path, abstract)
+  except Exception as e:  # Shapes differ: another dataset or actor architecture.
+    raise ValueError(f"config.pretrained_actor: the actor in {path} does not fit this config's "
+                     f"actor and dataset ({type(e).__name__}: {e}).") from e

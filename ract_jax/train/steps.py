@@ -80,7 +80,7 @@ def make_actor_step(config: ml_collections.ConfigDict, n_items: int, cap: int,
 
     def loss_fn(params):
       out = actors.apply(params, acfg, inp, k_z, train=True, chunk=chunk)
-      nll = actors.multinomial_nll(out.logits, batch.x)
+      nll = actors.per_user_loss(acfg, out.logits, batch.x)
       loss = jnp.sum((nll + beta * out.kl) * batch.valid) / batch.n_global
       return loss, (jnp.sum(nll * batch.valid), jnp.sum(out.kl * batch.valid))
 
@@ -112,7 +112,7 @@ def _critic_inputs(config, batch: TrainBatch, k_z, chunk, n_items):
 
   def forward(params):
     out = actors.apply(params, acfg, inp, k_z, train=True, chunk=chunk)
-    return (actors.multinomial_nll(out.logits, batch.x), out.kl), out.logits
+    return (actors.per_user_loss(acfg, out.logits, batch.x), out.kl), out.logits
 
   return (forward, seen, batch.x - seen, n_seen,
           batch.entries.counts.astype(jnp.float32) - n_seen)

@@ -12,6 +12,7 @@ ends with the same metrics as an uninterrupted run.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 
@@ -36,14 +37,21 @@ class NonFiniteError(FloatingPointError):
   """A loss or parameter went NaN/inf; the last good checkpoint is kept."""
 
 
-def stage_of(e: int, schedule) -> tuple[str, int, int]:
+def stage_lengths(config) -> tuple[int, int, int]:
+  """(A, C, T): epochs of stages 1-3 to run. A is 0 when a pre-trained actor is given."""
+  s = config.schedule
+  a = 0 if config.pretrained_actor else s.actor_epochs
+  return a, s.critic_epochs, s.ac_epochs
+
+
+def stage_of(e: int, lengths) -> tuple[str, int, int]:
   """(stage name, 1-based epoch within the stage, epochs in the stage) of global epoch e."""
-  a, c = schedule.actor_epochs, schedule.critic_epochs
+  a, c, t = lengths
   if e < a:
     return "actor", e + 1, a
   if e < a + c:
     return "critic", e - a + 1, c
-  return "ac", e - a - c + 1, schedule.ac_epochs
+  return "ac", e - a - c + 1, t
 
 
 def _check_config(config: ml_collections.ConfigDict) -> None:
@@ -51,9 +59,10 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
   for name in ("actor_epochs", "critic_epochs", "ac_epochs"):
     if getattr(s, name) < 0:
       raise ValueError(f"config.schedule.{name}={getattr(s, name)} must be >= 0.")
-  if s.actor_epochs == 0 and (s.critic_epochs or s.ac_epochs):
+  if s.actor_epochs == 0 and not config.pretrained_actor and (s.critic_epochs or s.ac_epochs):
     raise ValueError("config.schedule.actor_epochs=0 with critic/ac epochs: RaCT needs a "
-                     "pre-trained actor (paper §3, 'Actor Pre-training'); set actor_epochs >= 1.")
+                     "pre-trained actor (paper §3, 'Actor Pre-training'); set actor_epochs >= 1 "
+                     "or --config.pretrained_actor=<workdir of a finished stage 1>.")
   if config.batch_size <= 0:
     raise ValueError(f"config.batch_size={config.batch_size} must be positive.")
   if not 0.0 < config.actor.keep_prob <= 1.0:
@@ -82,6 +91,7 @@ class Run:
                                           tuple(ev.recall_ks))
     self.val, self.test = mk(self.data.validation), mk(self.data.test)
     self.score_actor = evaluate.actor_score_fn(config.actor)
+    self.actor_loss = functools.partial(actors.per_user_loss, config.actor)
     self.key = jax.random.PRNGKey(config.seed)
     self.tx_actor = optax.adam(config.actor.learning_rate)
     self.tx_critic = optax.adam(config.critic.learning_rate)
@@ -207,7 +217,7 @@ def _finalize_model(run: Run, state, name: str, predictions_file: str, results: 
                     val_summary: dict, with_critic: bool = False) -> dict:
   """Test evaluation of a selected model: its top-100 export, its per-user values
   (`per_user_test_<name>.npz`, for the paper's Figures 4, 7 and 8) and its `results.json` entry."""
-  per_user = run.test.run(run.score_actor, state["actor"].params)
+  per_user = run.test.run(run.score_actor, state["actor"].params, run.actor_loss)
   if with_critic:
     per_user["critic"] = _critic_on_users(run, state, per_user)
   test = evaluate.summarize(per_user)
@@ -227,7 +237,8 @@ def _finalize_model(run: Run, state, name: str, predictions_file: str, results: 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Runs (or resumes) the configured stages and returns the `results.json` content."""
   run = Run(config, workdir)
-  rec, sched = run.rec, config.schedule
+  rec = run.rec
+  lengths = stage_lengths(config)
   state = run.initial_state()
   counts = {"actor": actors.param_count(state["actor"].params),
             "critic": actors.param_count(state["critic"].params)}
@@ -238,7 +249,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   results.update(baseline_eval.evaluate_baselines(config, run, results))
   rec.write_json("results.json", results)
 
-  total = sched.actor_epochs + sched.critic_epochs + sched.ac_epochs
+  total = sum(lengths)
   start, best_score, best_val = 0, -np.inf, {}
   latest = run.ckpt.latest_step()
   if latest is not None:
@@ -246,19 +257,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     start = latest + 1
     best_score, best_val = rec.truncate_metrics_after(latest)
     rec.log("resumed from the checkpoint of global epoch %d (%s epoch %d/%d)", latest + 1,
-            *stage_of(latest, sched))
+            *stage_of(latest, lengths))
   for e in range(start, total):
-    stage, k, n_stage = stage_of(e, sched)
-    if e == sched.actor_epochs:  # Stage 1 -> 2: the best actor, a fresh critic (Pitfall 9).
-      best = run.ckpt.best_step()
-      best_state = run.ckpt.restore(best, state)
-      best_params = best_state["actor"].params
-      _finalize_model(run, best_state, "actor", "predictions_test_actor.tsv", results, best_val)
+    stage, k, n_stage = stage_of(e, lengths)
+    if e == lengths[0]:  # Stage 1 -> 2: the best actor, a fresh critic (Pitfall 9).
+      if config.pretrained_actor:
+        best_params = checkpoint.load_actor(config.pretrained_actor, state["actor"].params)
+        source = config.pretrained_actor
+        best_val = evaluate.summarize(run.val.run(run.score_actor, best_params, run.actor_loss))
+      else:
+        best = run.ckpt.best_step()
+        best_params = run.ckpt.restore(best, state)["actor"].params
+        checkpoint.save_actor(workdir, best_params)
+        source = f"global epoch {best + 1}"
+      state = dict(state, actor=state["actor"]._replace(params=best_params))
+      _finalize_model(run, state, "actor", "predictions_test_actor.tsv", results, best_val)
       critic, ac_opt = run.fresh_critic(best_params)
-      state = {"actor": steps.ActorState(best_params, best_state["actor"].opt_state,
-                                         best_state["actor"].step),
-               "critic": critic, "ac_opt": ac_opt}
-      rec.log("stage 2: critic pre-training from the best actor (global epoch %d)", best + 1)
+      state = {"actor": state["actor"], "critic": critic, "ac_opt": ac_opt}
+      rec.log("stage 2: critic pre-training from the best actor (%s)", source)
 
     t0 = records.now()
     carry, sums = run.epoch_fn(stage)(_stage_carry(stage, state), run.csr, run.epoch_key(e))
@@ -277,7 +293,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     state = new_state
     train = _train_summary(stage, sums)
 
-    per_user = run.val.run(run.score_actor, state["actor"].params)
+    per_user = run.val.run(run.score_actor, state["actor"].params, run.actor_loss)
     val = evaluate.summarize(per_user)
     score = val[VALIDATION_METRIC]
     row = {"global_epoch": e, "stage": stage, "epoch": k, "epochs": n_stage, **train,
@@ -296,7 +312,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
       best_score, best_val = score, dict(val)
     row["best_val_ndcg@100"] = best_score
     rec.append_metrics(row)
-    left_after = {"critic": sched.critic_epochs, "ac": sched.ac_epochs}
+    left_after = {"critic": lengths[1], "ac": lengths[2]}
     left_after = {s: n for s, n in left_after.items()
                   if ["actor", "critic", "ac"].index(s) > ["actor", "critic", "ac"].index(stage)}
     eta_stage, eta_total = rec.eta(stage, n_stage - k, left_after)
@@ -316,7 +332,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   # ---- Final: the best-by-validation model on the test users. ----------------------------------
   best = run.ckpt.best_step()
   final_state = run.ckpt.restore(best, state)
-  if sched.critic_epochs + sched.ac_epochs == 0:  # Stage 1 only: the actor is the final model.
+  if lengths[1] + lengths[2] == 0:  # Stage 1 only: the actor is the final model.
     _finalize_model(run, final_state, "actor", "predictions_test_actor.tsv", results, best_val)
     if rec.main:
       shutil.copyfile(os.path.join(workdir, "predictions_test_actor.tsv"),
@@ -330,7 +346,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                                                     per_user["ndcg@100"][has]),
         "test_pearson_nll_vs_ndcg@100": _pearson(per_user["nll"][has], per_user["ndcg@100"][has]),
         "best_global_epoch": int(best) + 1,
-        "best_stage": stage_of(int(best), sched)[0],
+        "best_stage": stage_of(int(best), lengths)[0],
     }
   rec.write_json("results.json", results)
   run.ckpt.close()
