@@ -16,6 +16,45 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and res
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _unknown_key_message(argv) -> str:
+  """Names the first `--config.a.b=...` override whose path is not in the loaded config."""
+  import importlib.util
+  spec = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), "")
+  path, _, variant = spec.partition(":")
+  try:
+    module_spec = importlib.util.spec_from_file_location("ract_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    config = module.get_config(variant or None)
+  except Exception:  # The config file itself is the problem; absl's message will say so.
+    return ""
+  for arg in argv[1:]:
+    if not arg.startswith("--config."):
+      continue
+    path = arg[len("--config."):].split("=", 1)[0].split(".")
+    node = config
+    for i, part in enumerate(path):
+      if node is None or not hasattr(node, "keys") or part not in node.keys():
+        where = "config" + "".join("." + p for p in path[:i])
+        keys = sorted(node.keys()) if node is not None and hasattr(node, "keys") else []
+        return (f"--config.{'.'.join(path)}: {where} has no key {part!r}. "
+                f"Keys there: {', '.join(keys)}.")
+      node = node[part]
+  return ""
+
+
+def _parse_flags(argv):
+  """absl's flag parsing, with an unknown config key reported as a message, not a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
+    sys.exit(1)
+  except (AttributeError, KeyError) as e:
+    print(f"FATAL Flags parsing error: {_unknown_key_message(argv) or e}", file=sys.stderr)
+    sys.exit(1)
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -29,10 +68,12 @@ def main(argv):
   try:
     trainer.train_and_evaluate(config, workdir)
   except (DataError, ValueError, trainer.NonFiniteError) as e:
-    logging.error("%s", e)
+    # Bad input or an impossible config: the message names the file / option; the traceback is
+    # kept for --verbosity=1.
+    logging.log(logging.DEBUG, "traceback:", exc_info=True)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -104,10 +104,8 @@ class Records:
     self.log("processes %d (this is %d) | devices %d (%s), local %d | mesh %s",
              jax.process_count(), jax.process_index(), len(devices), ", ".join(kinds),
              jax.local_device_count(), dict(mesh.shape))
-    self.log("data %s: %d items | train users %d (%d interactions) | validation %d | test %d%s",
-             config.data.name, data.n_items, data.train.n_rows, data.train.nnz,
-             data.validation.n_users, data.test.n_users,
-             f" | {data.path}" if data.path else "")
+    from ract_jax.data import describe
+    self.log("%s", describe(data))
     self.log("actor %s (%s) %s params | critic %s params | batch %d | schedule %d / %d / %d epochs",
              config.actor.kind, config.actor.shape, f"{param_counts['actor']:,}",
              f"{param_counts['critic']:,}", config.batch_size, config.schedule.actor_epochs,

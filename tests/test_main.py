@@ -1,0 +1,58 @@
+"""The command line: bad flags, configs and inputs end with a clear message, not a traceback, and
+leave nothing half-written."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _main(*args, tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", RACT_JAX_CACHE=str(tmp_path / "cache"))
+  return subprocess.run([sys.executable, "-m", "ract_jax.main", *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("override,expect", [
+    ("--config.actor.lrr=1", "lrr"),  # Unknown key: ml_collections names it.
+    ("--config.batch_size=abc", "batch_size"),  # Wrong type: absl's flag parsing error.
+])
+def test_bad_overrides_are_flag_errors(tmp_path, override, expect):
+  proc = _main("--config=configs/default.py:smoke", f"--workdir={tmp_path / 'w'}", override,
+               tmp_path=tmp_path)
+  assert proc.returncode != 0
+  assert expect in proc.stderr
+  assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("override,expect", [
+    ("--config.data.heldout_users=1000", "heldout_users"),  # 2H >= users.
+    ("--config.schedule.actor_epochs=-1", "config.schedule.actor_epochs"),
+    ("--config.actor.kind=gan", "config.actor.kind"),
+])
+def test_impossible_configs_name_the_option(tmp_path, override, expect):
+  proc = _main("--config=configs/default.py:smoke", f"--workdir={tmp_path / 'w'}", override,
+               tmp_path=tmp_path)
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  assert "error:" in proc.stderr and expect in proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
+def test_missing_raw_file_says_where_and_where_to_download(tmp_path):
+  missing = tmp_path / "nowhere" / "ratings.csv"
+  proc = _main("--config=configs/ml20m.py", f"--workdir={tmp_path / 'w'}",
+               f"--config.data.raw_path={missing}", tmp_path=tmp_path)
+  assert proc.returncode == 1
+  assert str(missing) in proc.stderr and "grouplens.org" in proc.stderr
+  assert "Traceback" not in proc.stderr
+  assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("arrays.npz"))
+
+
+def test_unknown_variant(tmp_path):
+  proc = _main("--config=configs/ml1m_implicit.py:smok", f"--workdir={tmp_path / 'w'}",
+               tmp_path=tmp_path)
+  assert proc.returncode != 0 and "smok" in proc.stderr
