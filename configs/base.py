@@ -94,6 +94,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.ac = ml_collections.ConfigDict()
   c.ac.actor_learning_rate = 2e-6
   c.ac.elbo_weight = 0.0  # Authors: pure -critic, no ELBO term.
+  # How the critic normalises its features inside the actor's objective (eq. 7): 'eval' uses its
+  # running statistics (a fixed affine map, as the authors' frozen batch norm was), 'train' the
+  # current batch's statistics. The critic's own MSE step always uses the batch's statistics.
+  c.ac.critic_mode = "eval"
 
   # ---- Schedule (Table 5, ML-20M by default). -----------------------------------------------------
   c.schedule = ml_collections.ConfigDict()

@@ -179,11 +179,15 @@ def make_ac_step(config: ml_collections.ConfigDict, n_items: int, cap: int, step
     (nll, kl), vjp_fn, logits = jax.vjp(forward, astate.params, has_aux=True)
     target = critic_lib.oracle_target(logits, seen, unseen, ccfg)
 
-    # d(-mean critic)/d nll: the counts are constants; gradient flows only through the NLL.
+    # d(-mean critic)/d nll: the counts are constants; gradient flows only through the NLL. With
+    # `critic_mode='eval'` the critic normalises with its running statistics, so each user's
+    # gradient is the critic's own slope in that user's NLL; 'train' normalises with the batch's
+    # statistics, which makes the objective blind to a shift of every user's NLL (see configs).
     def actor_objective(nll_):
       feats = critic_lib.critic_features(nll_, n_seen, n_unseen, ccfg)
-      pred, _ = critic_lib.apply(cstate.params, cstate.norm_state, feats, ccfg, train=True,
-                                 mask=batch.valid, axis_name=AXIS)
+      pred, _ = critic_lib.apply(cstate.params, cstate.norm_state, feats, ccfg,
+                                 train=config.ac.critic_mode == "train", mask=batch.valid,
+                                 axis_name=AXIS)
       return -jnp.sum(pred * batch.valid) / batch.n_global
 
     g_nll = jax.grad(actor_objective)(nll)

@@ -77,6 +77,11 @@ class Run:
     self.config, self.workdir = config, workdir
     self.rec = records.Records(workdir)
     self.mesh = parallel.make_mesh()
+    if jax.process_count() > 1:  # One process prepares (atomically); the others then load it.
+      from jax.experimental import multihost_utils
+      if jax.process_index() == 0:
+        data_lib.prepare_dataset(config.data, log=self.rec.log)
+      multihost_utils.sync_global_devices("ract_jax: processed data ready")
     self.data = data_lib.load_dataset(config.data, log=self.rec.log)
     self.n_items = self.data.n_items
     n_train = self.data.train.n_rows

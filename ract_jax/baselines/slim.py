@@ -1,0 +1,202 @@
+"""SLIM (Ning & Karypis, "SLIM: Sparse Linear Methods for Top-N Recommender Systems", ICDM 2011).
+
+Problem. An item-item matrix W >= 0 with zero diagonal solving, column by column,
+
+  min_w  1/2 ||x_j - X w||^2 + l1 ||w||_1 + l2/2 ||w||^2   s.t.  w >= 0,  w_j = 0,
+
+(Ning & Karypis' eq. 3: beta = l2, lambda = l1, the objective *not* divided by the number of users,
+as in their SLIM library). In Gram form, with G = X^T X and g_j = G[:, j]:
+
+  min_w  1/2 w^T (G + l2 I) w - g_j^T w + l1 1^T w   s.t.  w >= 0,  w_j = 0.
+
+Liang et al. (2018, section 4.4) grid-search both regularisers over {0.1, 0.5, 1, 5} on validation
+NDCG@100 (RaCT's Table 1 copies their SLIM numbers; they did not run it on MSD, too slow).
+
+Solver. ADMM on all columns at once, in JAX (the splitting of Steck et al., "ADMM SLIM", WSDM 2020,
+here with SLIM's exact objective): B = C with B carrying the smooth part and the zero diagonal, C the
+l1 term and the non-negativity. With P = (G + (l2 + rho) I)^{-1} computed once (Cholesky),
+
+  B <- P R - P diag(diag(P R) / diag(P)),   R = G + rho (C - U)   (zero-diagonal ridge step, as in
+                                                                 EASE)
+  C <- max(0, B + U - l1 / rho)                                  (prox of l1 + w >= 0)
+  U <- U + B - C.
+
+Each iteration is one dense M x M x M matmul. It stops when the primal residual ||B - C||_F and the
+dual residual rho ||C - C_prev||_F are both below `tol` times the scale of the iterates (Boyd et
+al. 2011, section 3.3), or after `iters` iterations; the returned W is C (exactly >= 0, zero diagonal,
+sparse). At convergence W satisfies the KKT conditions of every column's problem
+(`tests/test_baselines_more.py` compares it with a coordinate-descent reference and checks KKT).
+`rho` defaults to the mean of diag(G) (the average item popularity), which balances the two
+residuals on MovieLens-like data.
+
+Cost. Memory: ~6 dense M x M float32 matrices (G, P, B, C, U, C_prev), i.e. ~24 M^2 bytes (0.33 GB at
+M = 3,706; 9.7 GB at ML-20M's 20,108; 40 GB at MSD's 41,140). Time: O(M^3) per iteration (plus one
+Cholesky inverse); measured on the 2-core CPU at M = 3,706 (random 5,000-user matrix, ~800k ones):
+about 2.4 s per iteration (float32, HIGHEST precision), so ~4 min for 100 iterations. That makes
+M up to ~5,000 practical on this CPU and ML-20M / Netflix (~20k items, ~100x the flops: ~1-2 s per
+iteration on an H100-class GPU, not measured) practical only on a GPU. `fit(..., max_items=
+config.baselines.slim_max_items)` refuses larger M with a ValueError. Scoring is `x @ W`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ract_jax.baselines import ease
+from ract_jax.data.csr import CSR
+
+_HI = jax.lax.Precision.HIGHEST
+_BYTES_F32 = 4
+_MATRICES = 6
+
+DEFAULT_L1 = 1.0
+DEFAULT_L2 = 5.0
+DEFAULT_ITERS = 200
+DEFAULT_TOL = 1e-4
+DEFAULT_MAX_ITEMS = 25_000
+
+
+class Info(NamedTuple):
+  """How the ADMM run ended: iterations run, final relative primal and dual residuals."""
+
+  iters: jax.Array
+  primal: jax.Array
+  dual: jax.Array
+
+
+def check_size(n_items: int, max_items: int | None) -> None:
+  """Raises ValueError if `n_items` exceeds `max_items` (None: no cap)."""
+  if max_items is not None and n_items > max_items:
+    need_gb = _MATRICES * _BYTES_F32 * n_items**2 / 1e9
+    raise ValueError(
+        f"SLIM needs ~{_MATRICES} dense {n_items} x {n_items} float32 matrices (~{need_gb:.1f} GB) "
+        f"and O(M^3) time per ADMM iteration, but the cap is {max_items} items; raise "
+        f"config.baselines.slim_max_items or drop 'slim' from config.baselines.names.")
+
+
+@functools.partial(jax.jit, static_argnames=("iters", "check_every"))
+def _admm(g, l1, l2, rho, tol, *, iters, check_every):
+  m = g.shape[0]
+  diag = jnp.arange(m)
+  h = g.at[diag, diag].add(l2 + rho)
+  p = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(h, lower=True),
+                                 jnp.eye(m, dtype=g.dtype))
+  p = 0.5 * (p + p.T)
+  pdiag = jnp.diagonal(p)
+  # P G = I - (l2 + rho) P, so P R = I - (l2 + rho) P + rho P (C - U).
+  base = jnp.eye(m, dtype=g.dtype) - (l2 + rho) * p
+
+  def one(c, u):
+    pr = base + rho * jnp.dot(p, c - u, precision=_HI)
+    b = pr - p * (jnp.diagonal(pr) / pdiag)[None, :]
+    b = b.at[diag, diag].set(0.0)
+    c_new = jnp.maximum(b + u - l1 / rho, 0.0).at[diag, diag].set(0.0)
+    u = u + b - c_new
+    return b, c_new, u
+
+  def cond(state):
+    it, _, _, primal, dual = state
+    return (it < iters) & ((primal > tol) | (dual > tol))
+
+  def body(state):
+    it, c, u, _, _ = state
+
+    def inner(_, cu):
+      _, c2, u2 = one(*cu)
+      return c2, u2
+
+    c, u = jax.lax.fori_loop(0, check_every - 1, inner, (c, u))
+    b, c_new, u = one(c, u)
+    scale = jnp.maximum(jnp.maximum(jnp.linalg.norm(b), jnp.linalg.norm(c_new)), 1e-12)
+    primal = jnp.linalg.norm(b - c_new) / scale
+    dual = jnp.linalg.norm(c_new - c) / scale  # rho ||dC|| / ||rho U|| ~ ||dC|| / ||C||.
+    return it + check_every, c_new, u, primal, dual
+
+  z = jnp.zeros((m, m), g.dtype)
+  inf = jnp.array(jnp.inf, g.dtype)
+  it, c, _, primal, dual = jax.lax.while_loop(cond, body, (jnp.int32(0), z, z, inf, inf))
+  return c, Info(it, primal, dual)
+
+
+def fit_from_gram(gram, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: int = DEFAULT_ITERS,
+                  tol: float = DEFAULT_TOL, rho: float | None = None, check_every: int = 5,
+                  return_info: bool = False):
+  """SLIM weights from a precomputed `X^T X` (reuse it across a grid of l1, l2).
+
+  Args:
+    gram: float32 `[M, M]` co-occurrence counts (`ease.gram_matrix`).
+    l1: l1 weight (Ning & Karypis' lambda; >= 0).
+    l2: l2 weight (their beta; >= 0).
+    iters: maximum ADMM iterations (rounded up to a multiple of `check_every`).
+    tol: stop when both relative residuals (module docstring) are below this.
+    rho: ADMM penalty (> 0); None: 3 x the mean of diag(G) (at least 1).
+    check_every: iterations between two residual checks.
+    return_info: also return an `Info`.
+
+  Returns:
+    float32 `[M, M]` W (jax array; W >= 0, zero diagonal), and the `Info` if asked.
+  """
+  g = jnp.asarray(gram, jnp.float32)
+  if l1 < 0 or l2 < 0:
+    raise ValueError(f"SLIM needs l1, l2 >= 0, got l1={l1}, l2={l2}")
+  if rho is None:
+    rho = max(1.0, 3.0 * float(jnp.mean(jnp.diagonal(g))))
+  if not rho > 0:
+    raise ValueError(f"SLIM's ADMM needs rho > 0, got {rho}")
+  check_every = max(1, int(check_every))
+  n_checks = max(1, -(-int(iters) // check_every))
+  w, info = _admm(g, jnp.float32(l1), jnp.float32(l2), jnp.float32(rho), jnp.float32(tol),
+                  iters=n_checks * check_every, check_every=check_every)
+  return (w, info) if return_info else w
+
+
+def fit(train: CSR, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: int = DEFAULT_ITERS,
+        tol: float = DEFAULT_TOL, rho: float | None = None,
+        max_items: int | None = DEFAULT_MAX_ITEMS, return_info: bool = False):
+  """Fits SLIM on the training users.
+
+  Args:
+    train: training users' histories, binary `[n_users, M]` CSR.
+    l1, l2, iters, tol, rho, return_info: see `fit_from_gram`.
+    max_items: refuse (ValueError) above this many items; pass `config.baselines.slim_max_items`
+      (None: no cap).
+
+  Returns:
+    float32 `[M, M]` W (W >= 0, zero diagonal), and an `Info` if `return_info`.
+
+  Complexity: O(M^3) per ADMM iteration, ~24 M^2 bytes (module docstring for measured times).
+  """
+  check_size(train.n_items, max_items)
+  gram = ease.gram_matrix(train)
+  return fit_from_gram(gram, l1=l1, l2=l2, iters=iters, tol=tol, rho=rho, return_info=return_info)
+
+
+def scores(w, fold_in_dense) -> jax.Array:
+  """SLIM scores `x @ W` for a batch (jittable).
+
+  Args:
+    w: float32 `[M, M]` from `fit`.
+    fold_in_dense: 0/1 `[B, M]` fold-in batch (the caller masks fold-in items to -inf afterwards).
+
+  Returns:
+    float32 `[B, M]`.
+  """
+  return jnp.dot(jnp.asarray(fold_in_dense).astype(jnp.float32), w, precision=_HI)
+
+
+def max_items_in_memory(bytes_available: float, n_matrices: int = _MATRICES) -> int:
+  """Largest M whose ADMM state (`n_matrices` dense M x M float32) fits in `bytes_available`."""
+  import math
+  return int(math.isqrt(int(bytes_available // (n_matrices * _BYTES_F32))))
+
+
+def objective(x: np.ndarray, w: np.ndarray, l1: float, l2: float) -> float:
+  """`sum_j [1/2 ||x_j - X w_j||^2 + l1 ||w_j||_1 + l2/2 ||w_j||^2]` in float64 (tests, small M)."""
+  x = np.asarray(x, np.float64)
+  w = np.asarray(w, np.float64)
+  return float(0.5 * np.sum((x - x @ w)**2) + l1 * np.abs(w).sum() + 0.5 * l2 * np.sum(w * w))
