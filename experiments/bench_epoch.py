@@ -29,7 +29,7 @@ import optax
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
 from configs import base  # noqa: E402
-from ract_jax import actors, critic as critic_lib  # noqa: E402
+from ract_jax import actors, critic as critic_lib, sparse_layer  # noqa: E402
 from ract_jax.data import batches  # noqa: E402
 from ract_jax.data.csr import CSR  # noqa: E402
 from ract_jax.train import loops, parallel, steps  # noqa: E402
@@ -74,7 +74,7 @@ def time_stages(csr: CSR, config, n_rows: int, repeats: int, stages=("actor", "c
   mesh = parallel.make_mesh()
   m = csr.n_items
   local = parallel.local_batch_size(config.batch_size, mesh)
-  cap = batches.entry_capacity(csr, local, multiple=8192)
+  cap = batches.entry_capacity(csr, local, multiple=sparse_layer.DEFAULT_CHUNK)
   dev = batches.DeviceCSR(*parallel.put_replicated(
       (np.asarray(csr.indptr, np.int32), np.asarray(csr.indices, np.int32)), mesh))
   n_steps = -(-n_rows // config.batch_size)
@@ -91,13 +91,13 @@ def time_stages(csr: CSR, config, n_rows: int, repeats: int, stages=("actor", "c
   for stage in stages:
     astate, cstate, ac_opt = jax.jit(init, out_shardings=parallel.replicated(mesh))()
     if stage == "actor":
-      step = steps.make_actor_step(config, m, cap, n_steps, tx_a, 8192)
+      step = steps.make_actor_step(config, m, cap, n_steps, tx_a, sparse_layer.DEFAULT_CHUNK)
       carry = astate
     elif stage == "critic":
-      step = steps.make_critic_step(config, m, cap, tx_c, 8192)
+      step = steps.make_critic_step(config, m, cap, tx_c, sparse_layer.DEFAULT_CHUNK)
       carry = (astate.params, cstate)
     else:
-      step = steps.make_ac_step(config, m, cap, n_steps, tx_ac, tx_c, 8192)
+      step = steps.make_ac_step(config, m, cap, n_steps, tx_ac, tx_c, sparse_layer.DEFAULT_CHUNK)
       carry = (steps.ActorState(astate.params, ac_opt, astate.step), cstate)
     epoch = loops.make_epoch("bench-" + stage, step, mesh, n_rows, config.batch_size)
     carry, sums = epoch(carry, dev, jax.random.PRNGKey(1))  # compile + first run

@@ -13,7 +13,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-DEFAULT_CHUNK = 8192
+DEFAULT_CHUNK = 2048  # Measured on CPU: 8192-entry chunks fall out of cache (2x slower).
 
 
 def _slice(a, c, chunk):

@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from ract_jax import actors, baseline_eval
+from ract_jax import actors, baseline_eval, sparse_layer
 from ract_jax import critic as critic_lib
 from ract_jax import data as data_lib
 from ract_jax import evaluate
@@ -105,7 +105,7 @@ class Run:
     self.ckpt = checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"))
     self._epoch_fns = {}
 
-  chunk = 8192
+  chunk = sparse_layer.DEFAULT_CHUNK
 
   # ---- State. ---------------------------------------------------------------------------------
   def fresh_actor(self):
