@@ -3,7 +3,6 @@ reference, the KL term, the input normalisation and the beta schedules."""
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
