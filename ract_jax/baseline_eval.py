@@ -1,25 +1,53 @@
-"""Reference baselines through the same evaluation as the actor: popularity and EASE (Steck 2019).
+"""Reference baselines through the same evaluation as the actor (paper Table 1).
 
-EASE's lambda is chosen on the validation users' NDCG@100 among `config.baselines.ease_lambdas`;
-the test users are scored once, with that lambda.
+`popularity`; EASE (Steck 2019), lambda in `config.baselines.ease_lambdas`; WMF (Hu et al. 2008),
+SLIM (Ning & Karypis 2011) and CDAE (Wu et al. 2016) with the grids `config.baselines.{wmf,slim,
+cdae}`. Every hyper-parameter is chosen on the validation users' NDCG@100; the test users are scored
+once, with the chosen values.
 """
 
 from __future__ import annotations
 
+import itertools
+
 from ract_jax import evaluate
-from ract_jax.baselines import ease, popularity
+from ract_jax.baselines import cdae, ease, popularity, slim, wmf
 
-KNOWN = ("popularity", "ease")
-
-
-def _popularity_score(params, entries, fold_in):
-  del entries
-  return popularity.scores(params, fold_in)
+KNOWN = ("popularity", "ease", "wmf", "slim", "cdae")
 
 
-def _ease_score(params, entries, fold_in):
-  del entries
-  return ease.scores(params, fold_in)
+def _scorer(module):
+  return lambda params, entries, fold_in: module.scores(params, fold_in)
+
+
+# One function object per model, so each evaluator compiles it once.
+_SCORERS = {name: _scorer(m) for name, m in
+            [("popularity", popularity), ("ease", ease), ("wmf", wmf), ("slim", slim),
+             ("cdae", cdae)]}
+
+
+def _grid(config, name) -> list[dict]:
+  """The hyper-parameter settings to try for `name` (a list of keyword dicts)."""
+  b = config.baselines
+  if name == "popularity":
+    return [{}]
+  if name == "ease":
+    return [{"lam": float(v)} for v in b.ease_lambdas]
+  grid = b[name].to_dict()
+  keys = sorted(grid)
+  values = [v if isinstance(v, (tuple, list)) else (v,) for v in (grid[k] for k in keys)]
+  return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def _fit(config, name, train, hp):
+  b = config.baselines
+  if name == "popularity":
+    return popularity.fit(train)
+  if name == "ease":
+    return ease.fit(train, hp["lam"], max_items=b.ease_max_items)
+  if name == "slim":
+    return slim.fit(train, max_items=b.slim_max_items, **hp)
+  return {"wmf": wmf, "cdae": cdae}[name].fit(train, **hp)
 
 
 def evaluate_baselines(config, run, done: dict) -> dict:
@@ -31,7 +59,8 @@ def evaluate_baselines(config, run, done: dict) -> dict:
     done: `results.json` so far; baselines present there are not recomputed.
 
   Returns:
-    `{name: {"validation": {...}, "test": {...}, ...}}` for the baselines evaluated now.
+    `{name: {"hyperparameters": {...}, "validation": {...}, "test": {...}}}` for the baselines
+    evaluated now.
   """
   out = {}
   for name in config.baselines.names:
@@ -39,28 +68,24 @@ def evaluate_baselines(config, run, done: dict) -> dict:
       raise ValueError(f"config.baselines.names: unknown baseline {name!r}; known: {KNOWN}.")
     if name in done:
       continue
-    if name == "popularity":
-      params = popularity.fit(run.data.train)
-      val = evaluate.summarize(run.val.run(_popularity_score, params))
-      test = evaluate.summarize(run.test.run(_popularity_score, params))
-      out[name] = {"validation": val, "test": test}
-    else:
-      if run.n_items > config.baselines.ease_max_items:
-        run.rec.warn(f"EASE skipped: {run.n_items} items > config.baselines.ease_max_items="
-                     f"{config.baselines.ease_max_items} (a dense M x M inverse).")
-        continue
-      gram = ease.gram_matrix(run.data.train)
-      best = None
-      for lam in config.baselines.ease_lambdas:
-        b = ease.fit_from_gram(gram, float(lam))
-        val = evaluate.summarize(run.val.run(_ease_score, b))
-        run.rec.log("ease  lambda %8.1f  val ndcg@100 %.4f", lam, val["ndcg@100"])
-        if best is None or val["ndcg@100"] > best[1]["ndcg@100"]:
-          best = (float(lam), val, b)
-      lam, val, b = best
-      test = evaluate.summarize(run.test.run(_ease_score, b))
-      out[name] = {"lambda": lam, "validation": val, "test": test}
-    t = out[name]["test"]
-    run.rec.log("test  %-8s ndcg@100 %.4f  recall@20 %.4f  recall@50 %.4f", name, t["ndcg@100"],
-                t["recall@20"], t["recall@50"])
+    score = _SCORERS[name]
+    best = None
+    for hp in _grid(config, name):
+      try:
+        params = _fit(config, name, run.data.train, hp)
+      except ValueError as e:  # Too many items for a dense M x M model: say so, go on.
+        run.rec.warn(f"{name} skipped: {e}")
+        break
+      val = evaluate.summarize(run.val.run(score, params))
+      if hp:
+        run.rec.log("%-5s %s  val ndcg@100 %.4f", name, hp, val["ndcg@100"])
+      if best is None or val["ndcg@100"] > best[1]["ndcg@100"]:
+        best = (hp, val, params)
+    if best is None:
+      continue
+    hp, val, params = best
+    test = evaluate.summarize(run.test.run(score, params))
+    out[name] = {"hyperparameters": hp, "validation": val, "test": test}
+    run.rec.log("test  %-8s ndcg@100 %.4f  recall@20 %.4f  recall@50 %.4f  %s", name,
+                test["ndcg@100"], test["recall@20"], test["recall@50"], hp or "")
   return out

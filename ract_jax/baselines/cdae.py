@@ -42,7 +42,6 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from ract_jax.data import batches

@@ -80,7 +80,7 @@ def check_size(n_items: int, max_items: int | None) -> None:
 
 
 @functools.partial(jax.jit, static_argnames=("iters", "check_every"))
-def _admm(g, l1, l2, rho, tol, *, iters, check_every):
+def _admm(g, l1, l2, rho, tol, relax, *, iters, check_every):
   m = g.shape[0]
   diag = jnp.arange(m)
   h = g.at[diag, diag].add(l2 + rho)
@@ -95,8 +95,9 @@ def _admm(g, l1, l2, rho, tol, *, iters, check_every):
     pr = base + rho * jnp.dot(p, c - u, precision=_HI)
     b = pr - p * (jnp.diagonal(pr) / pdiag)[None, :]
     b = b.at[diag, diag].set(0.0)
-    c_new = jnp.maximum(b + u - l1 / rho, 0.0).at[diag, diag].set(0.0)
-    u = u + b - c_new
+    b_hat = relax * b + (1.0 - relax) * c  # Over-relaxation (Boyd et al. 2011, section 3.4.3).
+    c_new = jnp.maximum(b_hat + u - l1 / rho, 0.0).at[diag, diag].set(0.0)
+    u = u + b_hat - c_new
     return b, c_new, u
 
   def cond(state):
@@ -124,8 +125,8 @@ def _admm(g, l1, l2, rho, tol, *, iters, check_every):
 
 
 def fit_from_gram(gram, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: int = DEFAULT_ITERS,
-                  tol: float = DEFAULT_TOL, rho: float | None = None, check_every: int = 5,
-                  return_info: bool = False):
+                  tol: float = DEFAULT_TOL, rho: float | None = None, relax: float = 1.0,
+                  check_every: int = 5, return_info: bool = False):
   """SLIM weights from a precomputed `X^T X` (reuse it across a grid of l1, l2).
 
   Args:
@@ -151,7 +152,7 @@ def fit_from_gram(gram, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: i
   check_every = max(1, int(check_every))
   n_checks = max(1, -(-int(iters) // check_every))
   w, info = _admm(g, jnp.float32(l1), jnp.float32(l2), jnp.float32(rho), jnp.float32(tol),
-                  iters=n_checks * check_every, check_every=check_every)
+                  jnp.float32(relax), iters=n_checks * check_every, check_every=check_every)
   return (w, info) if return_info else w
 
 

@@ -129,5 +129,21 @@ class Records:
     return _fmt_time(stage_left), _fmt_time(total)
 
 
+def comparison_table(results: dict) -> str:
+  """The test metrics of every model in the layout of the paper's Table 1 (Markdown)."""
+  order = ["ract", "actor", "ease", "popularity"]
+  names = {"ract": "RaCT", "actor": "pre-trained actor", "ease": "EASE", "popularity": "popularity"}
+  models = [m for m in order if m in results] + [m for m in results if m not in order]
+  lines = ["| method | Recall@20 | Recall@50 | NDCG@100 |", "|---|---|---|---|"]
+  for m in models:
+    t = results[m].get("test", {})
+    if "ndcg@100" not in t:
+      continue
+    cells = [f"{t[k]:.4f} ± {t.get(k + '_se', float('nan')):.4f}"
+             for k in ("recall@20", "recall@50", "ndcg@100")]
+    lines.append(f"| {names.get(m, m)} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
 def now() -> float:
   return time.perf_counter()

@@ -354,5 +354,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         "best_stage": stage_of(int(best), lengths)[0],
     }
   rec.write_json("results.json", results)
+  rec.log("test users (%d), best-by-validation models:\n%s", run.data.test.n_users,
+          records.comparison_table(results))
   run.ckpt.close()
   return results
