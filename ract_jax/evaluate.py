@@ -58,15 +58,16 @@ class Evaluator:
   batch_size: int = 2000
   ndcg_ks: tuple = (10, 20, 50, 100, 200)
   recall_ks: tuple = (10, 20, 50, 100)
+  # Entry capacities; give the same (e.g. the max over validation and test, see `shared_caps`) to
+  # evaluators of equally sized splits so that they run one compiled program.
+  caps: tuple | None = None
 
   def __post_init__(self):
     n_dev = self.mesh.devices.size
     self.batch_size = max(n_dev, -(-self.batch_size // n_dev) * n_dev)
-    local = self.batch_size // n_dev
     self.n_items = self.split.fold_in.n_items
     self.top_n = min(TOP_N_EXPORT, self.n_items)
-    self.cap_fold = batches.entry_capacity(self.split.fold_in, local)
-    self.cap_held = batches.entry_capacity(self.split.held_out, local)
+    self.cap_fold, self.cap_held = self.caps or shared_caps([self.split], self.batch_size, n_dev)
     rep = lambda csr: batches.DeviceCSR(*parallel.put_replicated(
         (np.asarray(csr.indptr, np.int32), np.asarray(csr.indices, np.int32)), self.mesh))
     self.fold_csr, self.held_csr = rep(self.split.fold_in), rep(self.split.held_out)
@@ -118,6 +119,13 @@ class Evaluator:
     out = self._compiled[key](params, self.fold_csr, self.held_csr, self.order)
     n = self.split.n_users
     return {k: to_host(v).reshape((-1,) + v.shape[2:])[:n] for k, v in out.items()}
+
+
+def shared_caps(splits, batch_size: int, n_devices: int) -> tuple[int, int]:
+  """(fold-in, held-out) entry capacities that bound a local batch of any of `splits`."""
+  local = max(1, -(-batch_size // n_devices))
+  return (max(batches.entry_capacity(s.fold_in, local) for s in splits),
+          max(batches.entry_capacity(s.held_out, local) for s in splits))
 
 
 def summarize(per_user: dict[str, np.ndarray]) -> dict:

@@ -54,10 +54,11 @@ _HI = jax.lax.Precision.HIGHEST
 _BYTES_F32 = 4
 _MATRICES = 6
 
-DEFAULT_L1 = 1.0
-DEFAULT_L2 = 5.0
-DEFAULT_ITERS = 200
+DEFAULT_L1 = 5.0
+DEFAULT_L2 = 500.0
+DEFAULT_ITERS = 300
 DEFAULT_TOL = 1e-4
+DEFAULT_RELAX = 1.8
 DEFAULT_MAX_ITEMS = 25_000
 
 
@@ -125,7 +126,7 @@ def _admm(g, l1, l2, rho, tol, relax, *, iters, check_every):
 
 
 def fit_from_gram(gram, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: int = DEFAULT_ITERS,
-                  tol: float = DEFAULT_TOL, rho: float | None = None, relax: float = 1.0,
+                  tol: float = DEFAULT_TOL, rho: float | None = None, relax: float = DEFAULT_RELAX,
                   check_every: int = 5, return_info: bool = False):
   """SLIM weights from a precomputed `X^T X` (reuse it across a grid of l1, l2).
 
@@ -135,7 +136,8 @@ def fit_from_gram(gram, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: i
     l2: l2 weight (their beta; >= 0).
     iters: maximum ADMM iterations (rounded up to a multiple of `check_every`).
     tol: stop when both relative residuals (module docstring) are below this.
-    rho: ADMM penalty (> 0); None: 3 x the mean of diag(G) (at least 1).
+    rho: ADMM penalty (> 0); None: 3 x (mean of diag(G) + l2) (at least 1).
+    relax: over-relaxation factor in [1, 2) (Boyd et al. 2011, section 3.4.3; 1: plain ADMM).
     check_every: iterations between two residual checks.
     return_info: also return an `Info`.
 
@@ -146,7 +148,9 @@ def fit_from_gram(gram, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: i
   if l1 < 0 or l2 < 0:
     raise ValueError(f"SLIM needs l1, l2 >= 0, got l1={l1}, l2={l2}")
   if rho is None:
-    rho = max(1.0, 3.0 * float(jnp.mean(jnp.diagonal(g))))
+    rho = max(1.0, 3.0 * (float(jnp.mean(jnp.diagonal(g))) + l2))
+  if not 0.0 < relax < 2.0:
+    raise ValueError(f"SLIM's ADMM needs 0 < relax < 2, got {relax}")
   if not rho > 0:
     raise ValueError(f"SLIM's ADMM needs rho > 0, got {rho}")
   check_every = max(1, int(check_every))
@@ -157,13 +161,13 @@ def fit_from_gram(gram, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: i
 
 
 def fit(train: CSR, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: int = DEFAULT_ITERS,
-        tol: float = DEFAULT_TOL, rho: float | None = None,
+        tol: float = DEFAULT_TOL, rho: float | None = None, relax: float = DEFAULT_RELAX,
         max_items: int | None = DEFAULT_MAX_ITEMS, return_info: bool = False):
   """Fits SLIM on the training users.
 
   Args:
     train: training users' histories, binary `[n_users, M]` CSR.
-    l1, l2, iters, tol, rho, return_info: see `fit_from_gram`.
+    l1, l2, iters, tol, rho, relax, return_info: see `fit_from_gram`.
     max_items: refuse (ValueError) above this many items; pass `config.baselines.slim_max_items`
       (None: no cap).
 
@@ -174,7 +178,8 @@ def fit(train: CSR, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: int =
   """
   check_size(train.n_items, max_items)
   gram = ease.gram_matrix(train)
-  return fit_from_gram(gram, l1=l1, l2=l2, iters=iters, tol=tol, rho=rho, return_info=return_info)
+  return fit_from_gram(gram, l1=l1, l2=l2, iters=iters, tol=tol, rho=rho, relax=relax,
+                       return_info=return_info)
 
 
 def scores(w, fold_in_dense) -> jax.Array:

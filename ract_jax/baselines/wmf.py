@@ -16,10 +16,12 @@ ALS. With the other side fixed each row has an exact ridge solution (Hu et al., 
 
 where V_u holds the rows of V for u's items (the "standard trick": the all-items part V^T V is shared
 by every user). Each half-step therefore costs O(nnz k^2 + n k^3) and decreases L (an exact block
-minimisation; `tests/test_baselines_more.py` checks monotonicity). Here rows are grouped on the host
-by their number of items into buckets of padded width L (powers of two) and batch size ~ budget / L,
-so one half-step is a handful of jitted, batched `[B, L, k]` gathers, `[B, k, k]` Gram products and
-batched Cholesky solves on the device.
+minimisation; `tests/test_baselines_more.py` checks monotonicity). On the host (`layout`, once per
+fit) each row's entries are cut into fixed-width segments and consecutive rows are packed into groups
+of equal shape; on the device one jitted half-step maps over the groups, accumulates each group's
+`V_u^T V_u` from `[S, width, k]` gathers of its segments (`lax.scan`, scatter-add into
+`[rows_per_group, k, k]`) and solves the group's systems by batched Cholesky. One compilation per
+side, memory O(rows_per_group k^2 + S width k) on the device, ~O(nnz) int32 on the host.
 
 Strong generalisation. `fit` keeps only the item factors V (the training users' factors are not
 needed). A held-out user is folded in by one exact ALS user half-step from its fold-in row with V
@@ -27,8 +29,12 @@ fixed (`fold_in`), and scored by `u V^T` (`scores`). Inside `scores` the fold-in
 `[B, M]`, so `V^T diag(x) V` is accumulated over item chunks (`lax.scan`) in O(B M k^2) flops and
 O(B * chunk * k) memory; that is what the evaluation code jits.
 
-Measured (2-core CPU, jax 0.10.2, float32; random binary matrix of 5,000 users x 3,706 items with
-~800k ones): see `fit`'s docstring.
+Measured (2-core CPU, jax 0.10.2, float32, k = 100; random binary matrix of 5,000 users x 3,706
+items with ~800k ones and skewed item popularity): ~7 s per ALS iteration after a ~10 s first
+(compiling) iteration, so `fit` with the default 10 iterations takes ~75 s; `scores` on 500 users
+~2.6 s. On ML-1M (all ratings as implicit, 4,840 training users, 600 validation users) the defaults
+(k = 100, alpha = 2, lam = 30, 10 iterations) gave validation NDCG@100 0.474 (alpha = 9, lam = 100:
+0.465; alpha = 9, lam = 10: 0.448; alpha = 29: <= 0.44; EASE lam = 500: 0.474).
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ _HI = jax.lax.Precision.HIGHEST
 
 # Defaults (ML-1M-sized data; see `fit`). Expose them in the config as the evaluation needs.
 DEFAULT_K = 100
-DEFAULT_ALPHA = 2.0  # Weight 1 + alpha = 3 on the ones (best of a small sweep on ML-1M, see `fit`).
+DEFAULT_ALPHA = 2.0  # Weight 1 + alpha = 3 on the ones (best of a small ML-1M sweep, module doc).
 DEFAULT_LAM = 30.0
 DEFAULT_ITERS = 10
 
@@ -268,9 +274,9 @@ def fit(train: CSR, k: int = DEFAULT_K, alpha: float = DEFAULT_ALPHA, lam: float
     `{"item_factors": float32 [M, k], "alpha": float32 [], "lam": float32 []}` (a pytree of device
     arrays; `scores` needs alpha and lam for the fold-in).
 
-  Complexity: per iteration O(nnz k^2 + (n_users + M) k^3) flops, plus O(M k + budget k) memory.
-  Measured on the 2-core CPU (random 5,000 x 3,706, ~800k ones, k = 100): see
-  `tests/test_baselines_more.py`'s companion numbers in the report; roughly 3 s per iteration.
+  Complexity: per iteration O(nnz k^2 + (n_users + M) k^3) flops; device memory O((n_users + M) k
+  + rows_per_group k^2). Measured times: module docstring (~7 s per iteration on the 2-core CPU at
+  ML-1M size, k = 100).
   """
   als = ALS(train, k=k, alpha=alpha, lam=lam, seed=seed)
   for it in range(int(iters)):

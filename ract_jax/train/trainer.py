@@ -92,8 +92,10 @@ class Run:
         (np.asarray(self.data.train.indptr, np.int32),
          np.asarray(self.data.train.indices, np.int32)), self.mesh))
     ev = config.eval
+    caps = evaluate.shared_caps([self.data.validation, self.data.test], ev.batch_size,
+                                self.mesh.devices.size)
     mk = lambda split: evaluate.Evaluator(split, self.mesh, ev.batch_size, tuple(ev.ndcg_ks),
-                                          tuple(ev.recall_ks))
+                                          tuple(ev.recall_ks), caps)
     self.val, self.test = mk(self.data.validation), mk(self.data.test)
     self.score_actor = evaluate.actor_score_fn(config.actor)
     self.actor_loss = functools.partial(actors.per_user_loss, config.actor)
