@@ -77,6 +77,10 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   # ---- Critic (stages 2 and 3). -------------------------------------------------------------------
   c.critic = k = ml_collections.ConfigDict()
+  # 'features': eq. 5's feature critic. 'naive': section 3's critic on [pi_p, x_p] (2M inputs, one
+  # hidden layer of `naive_hidden`), which the paper reports failed; for comparison only.
+  k.kind = "features"
+  k.naive_hidden = 100
   k.hidden_dims = (100, 100, 10)  # Table 4, ReLU; then 1 sigmoid.
   k.learning_rate = 1e-4
   k.l2 = 1e-4  # Authors: 1e-4 * sum(theta^2) / batch_size, biases included.

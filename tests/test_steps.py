@@ -60,10 +60,10 @@ def test_one_stage3_step_raises_the_critics_estimate_on_its_batch(run):
     """Mean critic output on the batch of `key` (same mask and noise), critic fixed."""
     batch = steps.build_batch(csr, users, jax.random.split(key)[0], run.n_items, run.cap,
                               cfg.actor.keep_prob)
-    forward, _, _, n_seen, n_unseen = steps._critic_inputs(cfg, batch, jax.random.split(key)[1],
-                                                           run.chunk, run.n_items)
-    (nll, _), _ = forward(params)
-    feats = critic_lib.critic_features(nll, n_seen, n_unseen, cfg.critic)
+    forward, view = steps._critic_inputs(cfg, batch, jax.random.split(key)[1], run.chunk,
+                                         run.n_items)
+    nll, _, _ = forward(params)
+    feats = critic_lib.critic_features(nll, view["n_seen"], view["n_unseen"], cfg.critic)
     pred, _ = critic_lib.apply(cstate.params, cstate.norm_state, feats, cfg.critic, train=False)
     return jax.lax.psum(jnp.sum(pred * batch.valid), parallel.AXIS) / batch.n_global
 
@@ -79,3 +79,24 @@ def test_one_stage3_step_raises_the_critics_estimate_on_its_batch(run):
   before = float(est(actor_params, cstate, run.csr, users))
   after = float(est(new_params, cstate, run.csr, users))
   assert after > before, (before, after)
+
+
+def test_naive_critic_trains_in_stages_2_and_3(tmp_path):
+  c = default.get_config("smoke")
+  c.data.processed_dir = str(tmp_path / "processed")
+  c.baselines.names = ()
+  c.critic.kind, c.critic.naive_hidden, c.critic.learning_rate = "naive", 8, 3e-3
+  run = trainer.Run(c, str(tmp_path / "work"))
+  state = run.initial_state()
+  assert state["critic"].params["hidden_0"]["w"].shape == (2 * run.n_items, 8)
+  carry = (state["actor"].params, state["critic"])
+  mses = []
+  for e in range(6):
+    carry, sums = run.epoch_fn("critic")(carry, run.csr, run.epoch_key(e))
+    mses.append(float(np.sum(sums["mse"]) / np.sum(sums["users"])))
+  assert mses[-1] < mses[0], mses
+  astate = state["actor"]._replace(params=carry[0])
+  (new_astate, _), sums = run.epoch_fn("ac")(
+      (steps.ActorState(astate.params, state["ac_opt"], astate.step), carry[1]), run.csr,
+      run.epoch_key(6))
+  assert np.isfinite(np.asarray(sums["mse"])).all()

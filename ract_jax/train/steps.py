@@ -101,9 +101,9 @@ def make_actor_step(config: ml_collections.ConfigDict, n_items: int, cap: int,
 def _critic_inputs(config, batch: TrainBatch, k_z, chunk, n_items):
   """The actor forward in training mode as a function of its parameters, and the mask's views.
 
-  Returns `(forward, seen, unseen, n_seen, n_unseen)`: `forward(params) -> ((nll [B], kl [B]),
-  logits [B, M])`; seen / unseen are the dense kept / dropped items (x * b, x * (1 - b)); the counts
-  are |H1| and |H0| of eq. 5.
+  Returns `(forward, view)`: `forward(params) -> (loss [B], kl [B], logits [B, M])` (the loss is the
+  critic's NLL feature); `view` holds seen / unseen, the dense kept / dropped items (x * b,
+  x * (1 - b)), and their counts |H1|, |H0| of eq. 5.
   """
   acfg = config.actor
   seen = batches.dense_rows(batch.entries, n_items, values=batch.kept)
@@ -112,18 +112,36 @@ def _critic_inputs(config, batch: TrainBatch, k_z, chunk, n_items):
 
   def forward(params):
     out = actors.apply(params, acfg, inp, k_z, train=True, chunk=chunk)
-    return (actors.per_user_loss(acfg, out.logits, batch.x), out.kl), out.logits
+    return actors.per_user_loss(acfg, out.logits, batch.x), out.kl, out.logits
 
-  return (forward, seen, batch.x - seen, n_seen,
-          batch.entries.counts.astype(jnp.float32) - n_seen)
+  view = {"seen": seen, "unseen": batch.x - seen, "n_seen": n_seen,
+          "n_unseen": batch.entries.counts.astype(jnp.float32) - n_seen}
+  return forward, view
 
 
-def _critic_update(cstate: CriticState, feats, target, batch: TrainBatch, config, tx_critic):
+def critic_predict(cparams, norm_state, ccfg, nll, logits, view, valid, train: bool):
+  """The critic's estimate of each user's metric, `(pred [B], new_norm_state)`.
+
+  'features' (default): eq. 5's [|H1|, |H0|, NLL] through the feature critic. 'naive': the
+  paper's section 3 critic on `[pi_p, x_p]` (the actor's probabilities outside the kept items and
+  the dropped items), which the authors report failed; kept small and optional.
+  """
+  if ccfg.kind == "naive":
+    pi_p = jax.nn.softmax(logits, axis=-1) * (1.0 - view["seen"])
+    return critic_lib.naive_apply(cparams, pi_p, view["unseen"]), norm_state
+  feats = critic_lib.critic_features(nll, view["n_seen"], view["n_unseen"], ccfg)
+  return critic_lib.apply(cparams, norm_state, feats, ccfg, train=train, mask=valid,
+                          axis_name=AXIS)
+
+
+def _critic_update(cstate: CriticState, nll, logits, view, target, batch: TrainBatch, config,
+                   tx_critic):
   ccfg = config.critic
+  nll, logits = jax.lax.stop_gradient(nll), jax.lax.stop_gradient(logits)
 
   def loss_fn(cparams):
-    pred, norm_state = critic_lib.apply(cparams, cstate.norm_state, feats, ccfg, train=True,
-                                        mask=batch.valid, axis_name=AXIS)
+    pred, norm_state = critic_predict(cparams, cstate.norm_state, ccfg, nll, logits, view,
+                                      batch.valid, train=True)
     sq = jnp.sum(((pred - target) ** 2) * batch.valid) / batch.n_global
     return sq, (pred, norm_state)
 
@@ -154,11 +172,10 @@ def make_critic_step(config: ml_collections.ConfigDict, n_items: int, cap: int,
     actor_params, cstate = carry
     k_mask, k_z = jax.random.split(key)
     batch = build_batch(csr, users, k_mask, n_items, cap, config.actor.keep_prob)
-    forward, seen, unseen, n_seen, n_unseen = _critic_inputs(config, batch, k_z, chunk, n_items)
-    (nll, _), logits = forward(actor_params)
-    feats = critic_lib.critic_features(nll, n_seen, n_unseen, config.critic)
-    target = critic_lib.oracle_target(logits, seen, unseen, config.critic)
-    cstate, pred = _critic_update(cstate, feats, target, batch, config, tx_critic)
+    forward, view = _critic_inputs(config, batch, k_z, chunk, n_items)
+    nll, _, logits = forward(actor_params)
+    target = critic_lib.oracle_target(logits, view["seen"], view["unseen"], config.critic)
+    cstate, pred = _critic_update(cstate, nll, logits, view, target, batch, config, tx_critic)
     return (actor_params, cstate), _critic_sums(pred, target, nll, batch)
 
   return step
@@ -175,34 +192,32 @@ def make_ac_step(config: ml_collections.ConfigDict, n_items: int, cap: int, step
     astate, cstate = carry
     k_mask, k_z = jax.random.split(key)
     batch = build_batch(csr, users, k_mask, n_items, cap, acfg.keep_prob)
-    forward, seen, unseen, n_seen, n_unseen = _critic_inputs(config, batch, k_z, chunk, n_items)
-    (nll, kl), vjp_fn, logits = jax.vjp(forward, astate.params, has_aux=True)
-    target = critic_lib.oracle_target(logits, seen, unseen, ccfg)
+    forward, view = _critic_inputs(config, batch, k_z, chunk, n_items)
+    (nll, kl, logits), vjp_fn = jax.vjp(forward, astate.params)
+    target = critic_lib.oracle_target(logits, view["seen"], view["unseen"], ccfg)
 
-    # d(-mean critic)/d nll: the counts are constants; gradient flows only through the NLL. With
-    # `critic_mode='eval'` the critic normalises with its running statistics, so each user's
-    # gradient is the critic's own slope in that user's NLL; 'train' normalises with the batch's
-    # statistics, which makes the objective blind to a shift of every user's NLL (see configs).
-    def actor_objective(nll_):
-      feats = critic_lib.critic_features(nll_, n_seen, n_unseen, ccfg)
-      pred, _ = critic_lib.apply(cstate.params, cstate.norm_state, feats, ccfg,
-                                 train=config.ac.critic_mode == "train", mask=batch.valid,
-                                 axis_name=AXIS)
+    # d(-mean critic)/d(nll, logits): the counts are constants; for the feature critic the gradient
+    # flows only through the NLL. With `critic_mode='eval'` the critic normalises with its running
+    # statistics, so each user's gradient is the critic's own slope in that user's NLL; 'train'
+    # normalises with the batch's statistics, which makes the objective blind to a shift of every
+    # user's NLL (see configs/base.py).
+    def actor_objective(nll_, logits_):
+      pred, _ = critic_predict(cstate.params, cstate.norm_state, ccfg, nll_, logits_, view,
+                               batch.valid, train=config.ac.critic_mode == "train")
       return -jnp.sum(pred * batch.valid) / batch.n_global
 
-    g_nll = jax.grad(actor_objective)(nll)
+    g_nll, g_logits = jax.grad(actor_objective, argnums=(0, 1))(nll, logits)
     g_kl = jnp.zeros_like(kl)
     if config.ac.elbo_weight:  # Optional ELBO term (the authors' ac_reg_loss_scaler is 0).
       w = config.ac.elbo_weight * batch.valid / batch.n_global
       g_nll = g_nll + w
       g_kl = w * actors.beta_at(astate.step, acfg, steps_per_epoch)
-    (g_actor,) = vjp_fn((g_nll, g_kl))
+    (g_actor,) = vjp_fn((g_nll, g_kl, g_logits))
     g_actor = _psum_grads(g_actor)
     updates, opt_state = tx_actor.update(g_actor, astate.opt_state, astate.params)
     new_astate = ActorState(optax.apply_updates(astate.params, updates), opt_state, astate.step)
 
-    feats = critic_lib.critic_features(jax.lax.stop_gradient(nll), n_seen, n_unseen, ccfg)
-    cstate, pred = _critic_update(cstate, feats, target, batch, config, tx_critic)
+    cstate, pred = _critic_update(cstate, nll, logits, view, target, batch, config, tx_critic)
     return (new_astate, cstate), _critic_sums(pred, target, nll, batch)
 
   return step

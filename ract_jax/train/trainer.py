@@ -65,6 +65,8 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
                      "or --config.pretrained_actor=<workdir of a finished stage 1>.")
   if config.batch_size <= 0:
     raise ValueError(f"config.batch_size={config.batch_size} must be positive.")
+  if config.critic.kind not in ("features", "naive"):
+    raise ValueError(f"config.critic.kind={config.critic.kind!r}: expected 'features' or 'naive'.")
   if not 0.0 < config.actor.keep_prob <= 1.0:
     raise ValueError(f"config.actor.keep_prob={config.actor.keep_prob} must be in (0, 1].")
 
@@ -126,7 +128,12 @@ class Run:
 
     def init(actor_params):
       ckey = jax.random.fold_in(jax.random.fold_in(self.key, _INIT_CRITIC), cfg.critic.seed)
-      cparams, norm_state = critic_lib.init(ckey, cfg.critic, self.n_features)
+      if cfg.critic.kind == "naive":
+        cparams, norm_state = critic_lib.naive_init(ckey, self.n_items, cfg.critic.naive_hidden), {}
+      elif cfg.critic.kind == "features":
+        cparams, norm_state = critic_lib.init(ckey, cfg.critic, self.n_features)
+      else:
+        raise ValueError(f"config.critic.kind={cfg.critic.kind!r}: expected 'features' or 'naive'.")
       return (steps.CriticState(cparams, norm_state, self.tx_critic.init(cparams)),
               self.tx_ac.init(actor_params))
 
@@ -212,6 +219,8 @@ def _pearson(a, b) -> float:
 def _critic_on_users(run: Run, state, per_user) -> np.ndarray:
   """The critic's estimate for evaluated users (features: fold-in count, held-out count, NLL)."""
   cfg = run.config.critic
+  if cfg.kind == "naive":  # Needs the actor's full prediction; not computed at evaluation.
+    return np.full(per_user["nll"].shape, np.nan)
   feats = critic_lib.critic_features(jnp.asarray(per_user["nll"], jnp.float32),
                                      jnp.asarray(per_user["n_foldin"], jnp.float32),
                                      jnp.asarray(per_user["n_heldout"], jnp.float32), cfg)
