@@ -124,6 +124,9 @@ def main():
   ap.add_argument("--steps", type=int, default=20, help="steps timed per synthetic epoch")
   ap.add_argument("--repeats", type=int, default=2)
   ap.add_argument("--stages", default="actor,critic,ac")
+  ap.add_argument("--presets", default="",
+                  help="comma list of actor presets (configs/base.py ACTOR_PRESETS): time stage 1 of "
+                       "each, as a ratio to the first, instead of the three stages")
   ap.add_argument("--json", default="", help="also write the results here")
   args = ap.parse_args()
   config = _config()
@@ -146,6 +149,16 @@ def main():
       csr = synthetic_csr(n_users, n_items, nnz)
       n_rows = min(n_users, args.steps * config.batch_size)
     m = csr.n_items
+    if args.presets:
+      row, first = {}, None
+      for preset in args.presets.split(","):
+        c = base.apply_variant(_config(), preset, "bench")
+        t = time_stages(csr, c, n_rows, args.repeats, ("actor",))["actor"]
+        first = first or t
+        row[preset] = {"s_per_step": t, "ratio_to_first": t / first}
+        print(f"  {shape} {preset:12s} stage 1 {t * 1e3:8.1f} ms/step  {t / first:.2f}x {args.presets.split(',')[0]}")
+      results[shape] = row
+      continue
     rate = matmul_rate(config.batch_size, m, h)
     floor = 6.0 * config.batch_size * m * h / rate
     per_step = time_stages(csr, config, n_rows, args.repeats, stages)
