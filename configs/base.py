@@ -129,7 +129,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   # Table 1's other baselines (add them to `names`); every tuple is a grid searched on validation.
   b.wmf = ml_collections.ConfigDict(dict(k=(100,), alpha=(1.0, 2.0, 5.0), lam=(10.0, 30.0, 100.0),
                                          iters=(10,)))
-  b.slim = ml_collections.ConfigDict(dict(l1=(0.5, 1.0, 2.0), l2=(5.0,), iters=(200,)))
+  b.slim = ml_collections.ConfigDict(dict(l1=(1.0, 5.0), l2=(500.0,), iters=(300,)))
   b.slim_max_items = 25_000  # SLIM solves a dense M x M problem.
   b.cdae = ml_collections.ConfigDict(dict(hidden=(200,), epochs=(30,), corruption=(0.5,)))
 

@@ -34,6 +34,14 @@ repository (read through the search tool), not the authors' code, which does not
 Training runs on the device: the training CSR lives there (`ract_jax.data.batches`), each epoch is
 one jitted `lax.scan` over user batches, each batch's dense `[B, M]` rows are scattered inside it.
 Cost per epoch O(n_users M H) flops; memory O(B M + (M + n_users) H).
+
+Measured on ML-1M (all ratings as implicit; 4,840 training users, 3,690 items; 600 validation
+users), 2-core CPU: 30 epochs take ~50 s. Validation NDCG@100 with the defaults (wd = 0.1,
+neg_weight = 0.5, q = 0.5, H = 200, lr 1e-3): 0.475 with the fold-in optimisation (50 steps),
+0.465 with the zero embedding; with wd = 0.01, neg_weight = 1: 0.456 folded in, 0.471 zero
+embedding; neg_weight = 0.1 or 0.02 was much worse (<= 0.43). EASE (lam 500) gives 0.474 there. The
+fold-in therefore changes NDCG by about +-0.01 depending on the regularisation; sweep
+`fold_in_steps` in {0, 50} with the weight decay.
 """
 
 from __future__ import annotations

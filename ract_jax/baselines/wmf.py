@@ -5,21 +5,21 @@ Model. Binary preferences `p_ui = x_ui`, confidences `c_ui = 1 + alpha * x_ui` a
 
   L(U, V) = sum_{u,i} c_ui (p_ui - u_u . v_i)^2 + lam (||U||_F^2 + ||V||_F^2).
 
-Liang et al. (2018, section 4.4) train WMF with ALS, weight 1 on the zeros and tune the weight on the
-ones among {2, 5, 10, 30, 50, 100} (`1 + alpha` here, i.e. alpha in {1, 4, 9, 29, 49, 99}) and the
-dimension K in {100, 200} on validation NDCG@100; RaCT's Table 1 copies their numbers.
+Liang et al. (2018, section 4.4) train WMF with ALS, weight 1 on the zeros and tune the weight on
+the ones among {2, 5, 10, 30, 50, 100} (`1 + alpha` here, i.e. alpha in {1, 4, 9, 29, 49, 99}) and
+the dimension K in {100, 200} on validation NDCG@100; RaCT's Table 1 copies their numbers.
 
 ALS. With the other side fixed each row has an exact ridge solution (Hu et al., eq. 4):
 
   u = (V^T C_u V + lam I)^{-1} V^T C_u p_u,   V^T C_u V = V^T V + alpha V_u^T V_u,
   V^T C_u p_u = (1 + alpha) V_u^T 1,
 
-where V_u holds the rows of V for u's items (the "standard trick": the all-items part V^T V is shared
-by every user). Each half-step therefore costs O(nnz k^2 + n k^3) and decreases L (an exact block
-minimisation; `tests/test_baselines_more.py` checks monotonicity). On the host (`layout`, once per
-fit) each row's entries are cut into fixed-width segments and consecutive rows are packed into groups
-of equal shape; on the device one jitted half-step maps over the groups, accumulates each group's
-`V_u^T V_u` from `[S, width, k]` gathers of its segments (`lax.scan`, scatter-add into
+where V_u holds the rows of V for u's items (the "standard trick": the all-items part V^T V is
+shared by every user). Each half-step therefore costs O(nnz k^2 + n k^3) and decreases L (an exact
+block minimisation; `tests/test_baselines_more.py` checks monotonicity). On the host (`layout`, once
+per fit) each row's entries are cut into fixed-width segments and consecutive rows are packed into
+groups of equal shape; on the device one jitted half-step maps over the groups, accumulates each
+group's `V_u^T V_u` from `[S, width, k]` gathers of its segments (`lax.scan`, scatter-add into
 `[rows_per_group, k, k]`) and solves the group's systems by batched Cholesky. One compilation per
 side, memory O(rows_per_group k^2 + S width k) on the device, ~O(nnz) int32 on the host.
 
@@ -30,11 +30,12 @@ fixed (`fold_in`), and scored by `u V^T` (`scores`). Inside `scores` the fold-in
 O(B * chunk * k) memory; that is what the evaluation code jits.
 
 Measured (2-core CPU, jax 0.10.2, float32, k = 100; random binary matrix of 5,000 users x 3,706
-items with ~800k ones and skewed item popularity): ~7 s per ALS iteration after a ~10 s first
-(compiling) iteration, so `fit` with the default 10 iterations takes ~75 s; `scores` on 500 users
-~2.6 s. On ML-1M (all ratings as implicit, 4,840 training users, 600 validation users) the defaults
-(k = 100, alpha = 2, lam = 30, 10 iterations) gave validation NDCG@100 0.474 (alpha = 9, lam = 100:
-0.465; alpha = 9, lam = 10: 0.448; alpha = 29: <= 0.44; EASE lam = 500: 0.474).
+items with ~800k ones and skewed item popularity): ~3.7 s per ALS iteration (k = 200: ~14 s) after
+a ~7 s first (compiling) one, so `fit` with the defaults takes ~43 s including the host layout;
+`scores` on 500 users ~1.2 s. On ML-1M (all ratings as implicit, 4,840 training users, 600
+validation users) the defaults (k = 100, alpha = 2, lam = 30, 10 iterations) gave validation
+NDCG@100 0.474 (alpha = 9, lam = 100: 0.465; alpha = 9, lam = 10: 0.448; alpha = 4, lam = 100:
+0.437; alpha = 29: <= 0.44; alpha = 2, lam = 100: 0.399; EASE lam = 500: 0.474).
 """
 
 from __future__ import annotations
@@ -239,7 +240,8 @@ class ALS:
     self.users = layout(train, **layout_kwargs).to_device()
     self.items = layout(_transpose(train), **layout_kwargs).to_device()
     key = jax.random.PRNGKey(seed)
-    self.item_factors = jax.random.normal(key, (train.n_items, self.k), jnp.float32) / math.sqrt(self.k)
+    self.item_factors = (jax.random.normal(key, (train.n_items, self.k), jnp.float32)
+                         / math.sqrt(self.k))
     self.user_factors = None
 
   def update_users(self):
@@ -275,8 +277,8 @@ def fit(train: CSR, k: int = DEFAULT_K, alpha: float = DEFAULT_ALPHA, lam: float
     arrays; `scores` needs alpha and lam for the fold-in).
 
   Complexity: per iteration O(nnz k^2 + (n_users + M) k^3) flops; device memory O((n_users + M) k
-  + rows_per_group k^2). Measured times: module docstring (~7 s per iteration on the 2-core CPU at
-  ML-1M size, k = 100).
+  + rows_per_group k^2). Measured times: module docstring (~3.7 s per iteration on the 2-core CPU
+  at ML-1M size, k = 100).
   """
   als = ALS(train, k=k, alpha=alpha, lam=lam, seed=seed)
   for it in range(int(iters)):
