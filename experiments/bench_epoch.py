@@ -3,7 +3,8 @@
   python experiments/bench_epoch.py                  # CPU: ML-1M (if ../shared is there) + ML-20M shape
   python experiments/bench_epoch.py --shapes=ml20m,msd --steps=100   # e.g. on a GPU
 
-The floor of a stage-1 step is the decoder's three matmuls, 6 * B * M * H FLOPs (forward logits,
+A straightforward dense version of the stage-1 step (dense input, dense mask, dense first layer)
+is timed in the same run for comparison. The floor of a stage-1 step is the decoder's three matmuls, 6 * B * M * H FLOPs (forward logits,
 dW and dh), divided by this machine's float32 matmul rate measured here on the same shapes. The first
 encoder layer is sparse (gather + segment sum) and is not counted: anything it costs counts against
 us, as do the softmax, the batch construction and Adam.
@@ -67,6 +68,46 @@ def matmul_rate(b, m, h, repeats=5) -> float:
     jax.block_until_ready(f(x, w, g))
     times.append(time.perf_counter() - t)
   return 6.0 * b * m * h / float(np.median(times))
+
+
+def dense_reference_step(b, m, h=600, latent=200, repeats=3) -> float:
+  """Seconds per step of a straightforward faithful Mult-VAE step written densely (dense [B, M]
+  input, dense mask, dense first layer), for comparison in the same run."""
+  k = jax.random.split(jax.random.PRNGKey(0), 6)
+  g = jax.nn.initializers.glorot_uniform()
+  p = {"e0": (g(k[0], (m, h)), jnp.zeros(h)), "mu": (g(k[1], (h, latent)), jnp.zeros(latent)),
+       "lv": (g(k[2], (h, latent)), jnp.zeros(latent)), "d0": (g(k[3], (latent, h)), jnp.zeros(h)),
+       "d1": (g(k[4], (h, m)), jnp.zeros(m))}
+  tx = optax.adam(1e-3)
+  x = (jax.random.uniform(k[5], (b, m)) < 73 / m).astype(jnp.float32)
+
+  def loss(p, key):
+    k1, k2 = jax.random.split(key)
+    inp = x / jnp.maximum(jnp.linalg.norm(x, axis=1, keepdims=True), 1e-6)
+    inp = inp * jax.random.bernoulli(k1, 0.5, inp.shape) / 0.5
+    hid = jnp.tanh(inp @ p["e0"][0] + p["e0"][1])
+    mu, lv = hid @ p["mu"][0] + p["mu"][1], hid @ p["lv"][0] + p["lv"][1]
+    z = mu + jax.random.normal(k2, mu.shape) * jnp.exp(0.5 * lv)
+    logits = jnp.tanh(z @ p["d0"][0] + p["d0"][1]) @ p["d1"][0] + p["d1"][1]
+    kl = jnp.sum(0.5 * (-lv + jnp.exp(lv) + mu**2 - 1), -1)
+    return jnp.mean(-jnp.sum(x * jax.nn.log_softmax(logits), -1) + 0.2 * kl)
+
+  @jax.jit
+  def step(p, st, key):
+    grads = jax.grad(loss)(p, key)
+    u, st = tx.update(grads, st, p)
+    return optax.apply_updates(p, u), st
+
+  st = tx.init(p)
+  p, st = step(p, st, jax.random.PRNGKey(0))
+  jax.block_until_ready(p)
+  times = []
+  for r in range(repeats):
+    t = time.perf_counter()
+    p, st = step(p, st, jax.random.PRNGKey(r + 1))
+    jax.block_until_ready(p)
+    times.append(time.perf_counter() - t)
+  return float(np.median(times))
 
 
 def time_stages(csr: CSR, config, n_rows: int, repeats: int, stages=("actor", "critic", "ac")):
@@ -162,10 +203,11 @@ def main():
     rate = matmul_rate(config.batch_size, m, h)
     floor = 6.0 * config.batch_size * m * h / rate
     per_step = time_stages(csr, config, n_rows, args.repeats, stages)
+    dense = dense_reference_step(config.batch_size, m, h)
     steps_per_epoch = -(-csr.n_rows // config.batch_size)
     row = {"users": csr.n_rows, "items": m, "interactions": csr.nnz,
            "steps_per_epoch": steps_per_epoch, "matmul_gflops": rate / 1e9,
-           "floor_s_per_step": floor}
+           "floor_s_per_step": floor, "dense_reference_s_per_step": dense}
     for s, t in per_step.items():
       row[f"{s}_s_per_step"] = t
       row[f"{s}_s_per_epoch"] = t * steps_per_epoch
@@ -178,6 +220,7 @@ def main():
           f"{steps_per_epoch} steps/epoch")
     print(f"  measured f32 matmul rate {rate / 1e9:.1f} GFLOP/s -> floor {floor * 1e3:.1f} ms/step "
           f"({floor * steps_per_epoch:.2f} s/epoch)")
+    print(f"  dense reference stage-1 step {dense * 1e3:8.1f} ms/step  {dense / floor:.2f}x floor")
     for s, t in per_step.items():
       extra = f", {t / per_step['actor']:.2f}x stage 1" if "actor" in per_step else ""
       print(f"  stage {s:6s} {t * 1e3:8.1f} ms/step  {t * steps_per_epoch:8.2f} s/epoch  "
