@@ -119,7 +119,6 @@ def get_base_config() -> ml_collections.ConfigDict:
   e.batch_size = 2000  # Liang's evaluation batch; does not change metrics.
   e.ndcg_ks = (10, 20, 50, 100, 200)
   e.recall_ks = (10, 20, 50, 100)
-  e.every_epochs = 1
 
   # ---- Baselines evaluated beside the actor. ------------------------------------------------------
   c.baselines = b = ml_collections.ConfigDict()
@@ -135,8 +134,6 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   # ---- Runtime. -----------------------------------------------------------------------------------
   c.distributed = False  # Call jax.distributed.initialize() (SLURM / TPU pods / multi-host).
-  c.checkpoint_every_epochs = 1
-  c.log_every_steps = 0  # 0: one line per epoch.
   return c
 
 
