@@ -191,17 +191,8 @@ def fit(train: CSR, l1: float = DEFAULT_L1, l2: float = DEFAULT_L2, iters: int =
                        return_info=return_info)
 
 
-def scores(w, fold_in_dense) -> jax.Array:
-  """SLIM scores `x @ W` for a batch (jittable).
-
-  Args:
-    w: float32 `[M, M]` from `fit`.
-    fold_in_dense: 0/1 `[B, M]` fold-in batch (the caller masks fold-in items to -inf afterwards).
-
-  Returns:
-    float32 `[B, M]`.
-  """
-  return jnp.dot(jnp.asarray(fold_in_dense).astype(jnp.float32), w, precision=_HI)
+# SLIM scores a batch exactly as EASE does: `x @ W` at full float32 precision (jittable).
+scores = ease.scores
 
 
 def max_items_in_memory(bytes_available: float, n_matrices: int = _MATRICES) -> int:
