@@ -9,6 +9,7 @@ once, with the chosen values.
 from __future__ import annotations
 
 import itertools
+import time
 
 from ract_jax import evaluate
 from ract_jax.baselines import cdae, ease, popularity, slim, wmf
@@ -59,8 +60,8 @@ def evaluate_baselines(config, run, done: dict) -> dict:
     done: `results.json` so far; baselines present there are not recomputed.
 
   Returns:
-    `{name: {"hyperparameters": {...}, "validation": {...}, "test": {...}}}` for the baselines
-    evaluated now.
+    `{name: {"hyperparameters": {...}, "validation": {...}, "test": {...}, "seconds": float}}` for
+    the baselines evaluated now (`seconds`: wall time of the grid search and the test scoring).
   """
   out = {}
   for name in config.baselines.names:
@@ -70,7 +71,9 @@ def evaluate_baselines(config, run, done: dict) -> dict:
       continue
     score = _SCORERS[name]
     best = None
+    t_start = time.perf_counter()
     for hp in _grid(config, name):
+      t0 = time.perf_counter()
       try:
         params = _fit(config, name, run.data.train, hp)
       except ValueError as e:  # Too many items for a dense M x M model: say so, go on.
@@ -78,14 +81,17 @@ def evaluate_baselines(config, run, done: dict) -> dict:
         break
       val = evaluate.summarize(run.val.run(score, params))
       if hp:
-        run.rec.log("%-5s %s  val ndcg@100 %.4f", name, hp, val["ndcg@100"])
+        run.rec.log("%-5s %s  val ndcg@100 %.4f  (%.1f s)", name, hp, val["ndcg@100"],
+                    time.perf_counter() - t0)
       if best is None or val["ndcg@100"] > best[1]["ndcg@100"]:
         best = (hp, val, params)
     if best is None:
       continue
     hp, val, params = best
     test = evaluate.summarize(run.test.run(score, params))
-    out[name] = {"hyperparameters": hp, "validation": val, "test": test}
+    # Wall time of the whole grid search (fits, compiles and validation scoring) and the test scoring.
+    out[name] = {"hyperparameters": hp, "validation": val, "test": test,
+                 "seconds": time.perf_counter() - t_start}
     run.rec.log("test  %-8s ndcg@100 %.4f  recall@20 %.4f  recall@50 %.4f  %s", name,
                 test["ndcg@100"], test["recall@20"], test["recall@50"], hp or "")
   return out
