@@ -31,8 +31,9 @@ def test_all_baselines_choose_on_validation(run, capsys):
   for name, key in (("ease", "lam"), ("wmf", "lam")):
     tried = [line for line in log.splitlines() if line.startswith(name) and "val ndcg@100" in line]
     assert len(tried) == 2
-    best_line = max(tried, key=lambda line: float(line.rsplit(" ", 1)[1]))
+    best_line = max(tried, key=lambda line: float(line.split("val ndcg@100 ")[1].split()[0]))
     assert f"'{key}': {results[name]['hyperparameters'][key]}" in best_line
+    assert results[name]["seconds"] > 0
 
 
 def test_done_baselines_are_not_recomputed(run):
