@@ -39,8 +39,11 @@ def _row(name: str, kind: str, run: str, summary: dict, **extra) -> dict:
   return row
 
 
-def build_table1(workdirs: Sequence[str], split: str = "test") -> tuple[list[dict], list[str]]:
+def build_table1(workdirs: Sequence[str], split: str = "test",
+                 baseline_runs: Sequence[str] = ()) -> tuple[list[dict], list[str]]:
   """Table 1's rows over the workdirs, and notes (e.g. a baseline that differs between runs).
+
+  `baseline_runs`: more workdirs (same split) that contribute only their baselines' rows.
 
   Returns:
     (rows, notes). Each row: `method`, `kind` ('ract', 'actor' or 'baseline'), `run`, the three
@@ -48,11 +51,13 @@ def build_table1(workdirs: Sequence[str], split: str = "test") -> tuple[list[dic
     search's wall time, where the run recorded it); RaCT and actor rows `train_seconds` (summed
     over the stages that produced the model) and `selected` (the epoch chosen on validation).
   """
-  runs = paper_runs.load_runs(workdirs)
+  runs = paper_runs.load_runs(list(workdirs) + list(baseline_runs))
   ract_rows, actor_rows, base = [], [], {}
   notes = []
-  for run in runs:
+  for i, run in enumerate(runs):
     res, label = run["results"], run["run"]
+    if i >= len(workdirs):  # a baseline-only run
+      res = {k: v for k, v in res.items() if k in BASELINE_ORDER}
     sec = paper_runs.stage_seconds(run["metrics"])
     if isinstance(res.get("ract"), dict) and split in res["ract"]:
       ract_rows.append(_row(f"RaCT ({run['actor_name']})", "ract", label, res["ract"][split],
@@ -123,9 +128,11 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
   p.add_argument("workdirs", nargs="+", help="training workdirs of one dataset")
   p.add_argument("--out", default="table1", help="output prefix (writes PREFIX.md, PREFIX.json)")
   p.add_argument("--split", choices=("test", "validation"), default="test")
+  p.add_argument("--baseline-runs", nargs="*", default=[],
+                 help="more workdirs of the same split whose baselines (only) are listed")
   args = p.parse_args(argv)
   try:
-    rows, notes = build_table1(args.workdirs, args.split)
+    rows, notes = build_table1(args.workdirs, args.split, args.baseline_runs)
   except paper_runs.TableError as e:
     p.error(str(e))
   md = (f"# Table 1: all methods ({args.split} users; mean ± standard error)\n\n"

@@ -65,3 +65,11 @@ def test_cli_writes_both_files(tmp_path):
   data = json.loads((tmp_path / "t1.json").read_text())
   assert [r["method"] for r in data["rows"]][:3] == ["RaCT (VAE)", "VAE", "LambdaRank"]
   assert "# Table 1" in (tmp_path / "t1.md").read_text()
+
+
+def test_baseline_runs_contribute_only_baselines(tmp_path):
+  vae, lr = _runs(tmp_path)
+  rows, _ = t1.build_table1([str(vae)], baseline_runs=[str(lr)])
+  assert [r["method"] for r in rows] == ["RaCT (VAE)", "VAE", "EASE", "WMF", "Popularity"]
+  t1.main([str(vae), "--baseline-runs", str(lr), "--out", str(tmp_path / "t1")])
+  assert "LambdaRank" not in (tmp_path / "t1.md").read_text()
