@@ -8,7 +8,9 @@
 # except LambdaRank: the paper compares it "using the same amount of wall-clock training time" as
 # RaCT (section 5.1), and one LambdaRank step costs about 22 Mult-VAE steps on a 2-core CPU
 # (`python experiments/bench_epoch.py --shapes=ml1m --presets=vae,lambdarank`), so its stage 1 gets
-# 12 epochs (about the VAE run's 150 + 50 + 50 epochs of training time) and its stage 3 10 epochs.
+# 12 epochs (about the VAE run's 150 + 50 + 50 epochs of training time). Its loss value is also the
+# critic's first feature, so every stage-2 and stage-3 step pays a full LambdaRank pass too: stage 2
+# gets 15 epochs and stage 3 10 (about 25 minutes together on a 2-core CPU).
 # The WMF / SLIM / CDAE grids (configs/base.py `baselines`) run once, in the first run.
 # Runs are sequential; a killed run resumes from its last checkpoint when its command is rerun.
 set -euo pipefail
@@ -28,7 +30,8 @@ run vae --config.baselines.names="('popularity','ease','wmf','slim','cdae')"
 for preset in vae_gaussian vae_beta0 vae_linear dae_liang dae_ract mf warp; do
   run "$preset"
 done
-run lambdarank --config.schedule.actor_epochs=12 --config.schedule.ac_epochs=10
+run lambdarank --config.schedule.actor_epochs=12 --config.schedule.critic_epochs=15 \
+    --config.schedule.ac_epochs=10
 
 ALL=("$RUNS"/{vae,vae_gaussian,vae_beta0,vae_linear,dae_liang,dae_ract,mf,warp,lambdarank})
 $PY experiments/table2.py "${ALL[@]}" --out "$RUNS/table2"
