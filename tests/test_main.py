@@ -56,3 +56,13 @@ def test_unknown_variant(tmp_path):
   proc = _main("--config=configs/ml1m_implicit.py:smok", f"--workdir={tmp_path / 'w'}",
                tmp_path=tmp_path)
   assert proc.returncode != 0 and "smok" in proc.stderr
+
+
+def test_orbax_info_records_are_dropped_below_verbosity_1():
+  import logging as pylogging
+  from ract_jax import main as main_lib
+  f = main_lib.OrbaxInfoFilter()
+  rec = lambda level, path: pylogging.LogRecord("absl", level, path, 1, "m", None, None)
+  assert not f.filter(rec(pylogging.INFO, "/x/site-packages/orbax/checkpoint/_src/c.py"))
+  assert f.filter(rec(pylogging.WARNING, "/x/site-packages/orbax/checkpoint/_src/c.py"))
+  assert f.filter(rec(pylogging.INFO, "/x/ract_jax/train/trainer.py"))
