@@ -14,9 +14,9 @@ from typing import Sequence
 import report  # experiments/report.py (this folder is on sys.path when a script here runs).
 
 # The `config.data` keys that decide the split; runs compared in one table must agree on them.
-SPLIT_KEYS = ("name", "raw_path", "processed_dir", "format", "rating_threshold", "min_user_count",
-              "min_item_count", "heldout_users", "heldout_fraction", "min_items_to_split",
-              "split_seed", "synthetic")
+# (Not the paths: the same file may sit elsewhere on another machine.)
+SPLIT_KEYS = ("name", "format", "rating_threshold", "min_user_count", "min_item_count",
+              "heldout_users", "heldout_fraction", "min_items_to_split", "split_seed", "synthetic")
 
 
 class TableError(ValueError):
