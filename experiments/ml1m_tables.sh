@@ -6,8 +6,9 @@
 #
 # Each actor runs the full Table 5 schedule (150 / 50 / 50 epochs) of configs/ml1m_implicit.py,
 # except LambdaRank: the paper compares it "using the same amount of wall-clock training time" as
-# RaCT (section 5.1), and one LambdaRank step costs about 22 Mult-VAE steps on a 2-core CPU
-# (`python experiments/bench_epoch.py --shapes=ml1m --presets=vae,lambdarank`), so its stage 1 gets
+# RaCT (section 5.1), and one LambdaRank step cost 22 Mult-VAE steps on a 2-core CPU when this
+# was set (13-20 in later runs of `python experiments/bench_epoch.py --shapes=ml1m
+# --presets=vae,lambdarank`; measure yours and scale), so its stage 1 gets
 # 12 epochs (about the VAE run's 150 + 50 + 50 epochs of training time). Its loss value is also the
 # critic's first feature, so every stage-2 and stage-3 step pays a full LambdaRank pass too: stage 2
 # gets 15 epochs and stage 3 10 (about 25 minutes together on a 2-core CPU).
