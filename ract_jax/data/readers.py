@@ -377,6 +377,11 @@ def _id_dtype(id_type: str):
 # ------------------------------------------------------------------------------------------------
 
 
+# The four columns of every MovieLens ratings file (ML-20M, ML-1M, ML-100K) and their types.
+_ML_NAMES = ["user", "item", "rating", "timestamp"]
+_ML_DTYPES = {"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64}
+
+
 def read_ml20m(path: str, id_type: str = "int") -> pd.DataFrame:
   """MovieLens-20M `ratings.csv` (also ml-latest(-small), ML-25M): `userId,movieId,rating,timestamp`.
 
@@ -396,9 +401,7 @@ def read_ml20m(path: str, id_type: str = "int") -> pd.DataFrame:
     raise DataError(f"{path}:1: expected the header line 'userId,movieId,rating,timestamp' "
                     f"(MovieLens ratings.csv), found {first[:200]!r}.")
   df = _read_table(path, path, layout, sep=",", usecols=None,
-                   names=["user", "item", "rating", "timestamp"],
-                   dtypes={"user": np.int64, "item": np.int64, "rating": np.float64,
-                           "timestamp": np.int64}, skiprows=1)
+                   names=_ML_NAMES, dtypes=_ML_DTYPES, skiprows=1)
   return _frame(_as_id_type(df["user"], id_type), _as_id_type(df["item"], id_type), df["rating"])
 
 
@@ -419,9 +422,7 @@ def read_ml1m(path: str, id_type: str = "int") -> pd.DataFrame:
   # '::' is a multi-character separator, which only pandas' slow Python engine takes; the file is
   # small (24 MB), so swap it for a tab and use the C parser. A stray tab becomes a field-count error.
   df = _read_table(io.BytesIO(data.replace(b"::", b"\t")), path, layout, sep="\t",
-                   usecols=None, names=["user", "item", "rating", "timestamp"],
-                   dtypes={"user": np.int64, "item": np.int64, "rating": np.float64,
-                           "timestamp": np.int64})
+                   usecols=None, names=_ML_NAMES, dtypes=_ML_DTYPES)
   return _frame(_as_id_type(df["user"], id_type), _as_id_type(df["item"], id_type), df["rating"])
 
 
@@ -438,9 +439,7 @@ def read_ml100k(path: str, id_type: str = "int") -> pd.DataFrame:
   layout = _Layout("4 tab-separated integer fields: user item rating timestamp", _split_on("\t"),
                    4, 4, {0: "int", 1: "int", 2: "float", 3: "int"})
   df = _read_table(path, path, layout, sep="\t", usecols=None,
-                   names=["user", "item", "rating", "timestamp"],
-                   dtypes={"user": np.int64, "item": np.int64, "rating": np.float64,
-                           "timestamp": np.int64})
+                   names=_ML_NAMES, dtypes=_ML_DTYPES)
   return _frame(_as_id_type(df["user"], id_type), _as_id_type(df["item"], id_type), df["rating"])
 
 
