@@ -6,7 +6,7 @@
     --config.data.min_user_count=5 --config.data.heldout_users=1000
 """
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

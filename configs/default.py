@@ -1,7 +1,7 @@
 """The embedded default: synthetic data (no download), sized so all three stages run in a few
 minutes on 2 CPU cores. Paper architecture (Table 4) and ML-20M hyper-parameters, shorter schedule."""
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

@@ -1,6 +1,6 @@
 """MovieLens-100K (../shared/data/ml-100k/u.data) under ML-20M's protocol, H = 100."""
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

@@ -4,7 +4,7 @@ Raw data: https://grouplens.org/datasets/movielens/1m/ (set --config.data.raw_pa
 all-ratings version in ../shared/data use configs/ml1m_implicit.py.
 """
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

@@ -4,7 +4,7 @@ Adjacency format (`user item item ...`), no threshold, H = 600; the paper's ML-2
 Table 5 schedule (150 / 50 / 50 epochs, beta_max 0.2 annealed over 100 epochs).
 """
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

@@ -3,7 +3,7 @@
 Raw data: `ratings.csv` from https://grouplens.org/datasets/movielens/20m/ (set --config.data.raw_path).
 """
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

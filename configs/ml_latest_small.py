@@ -4,7 +4,7 @@ A development sample in ML-20M's exact raw format; GroupLens asks that it not be
 benchmark results.
 """
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

@@ -4,7 +4,7 @@ Raw data: `train_triplets.txt` (user, song, play count; tab-separated) from the 
 Profile subset of the MSD; set --config.data.raw_path.
 """
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

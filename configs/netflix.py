@@ -4,7 +4,7 @@ Raw data: the Netflix Prize `training_set/` folder of `mv_*.txt` files, or Kaggl
 `combined_data_{1..4}.txt` (a folder holding them); set --config.data.raw_path.
 """
 
-from configs import base
+from ract_jax import config_base as base
 
 
 def get_config(arg=None):

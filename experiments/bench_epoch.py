@@ -29,11 +29,12 @@ import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from configs import base  # noqa: E402
-from ract_jax import actors, critic as critic_lib, sparse_layer  # noqa: E402
-from ract_jax.data import batches  # noqa: E402
+from ract_jax import config_base as base  # noqa: E402
+from ract_jax import actors  # noqa: E402
+from ract_jax.actors import sparse_layer  # noqa: E402
 from ract_jax.data.csr import CSR  # noqa: E402
-from ract_jax.train import loops, parallel, steps  # noqa: E402
+from ract_jax.device import batches, parallel  # noqa: E402
+from ract_jax.train import loops, state as state_lib, steps  # noqa: E402
 
 SHAPES = {  # users, items, interactions (paper Table 3 after preprocessing)
     "ml20m": (136_677, 20_108, 10_000_000),
@@ -115,31 +116,25 @@ def time_stages(csr: CSR, config, n_rows: int, repeats: int, stages=("actor", "c
   mesh = parallel.make_mesh()
   m = csr.n_items
   local = parallel.local_batch_size(config.batch_size, mesh)
-  cap = batches.entry_capacity(csr, local, multiple=sparse_layer.DEFAULT_CHUNK)
-  dev = batches.DeviceCSR(*parallel.put_replicated(
-      (np.asarray(csr.indptr, np.int32), np.asarray(csr.indices, np.int32)), mesh))
+  shape = steps.BatchShape(n_items=m, batch_size=config.batch_size,
+                           cap=batches.entry_capacity(csr, local,
+                                                      multiple=sparse_layer.DEFAULT_CHUNK))
+  dev = batches.to_device_csr(csr, parallel.replicated(mesh))
   n_steps = -(-n_rows // config.batch_size)
-  tx_a, tx_c, tx_ac = optax.adam(1e-3), optax.adam(1e-4), optax.adam(2e-6)
   key = jax.random.PRNGKey(0)
 
   def init():
-    p = actors.init(key, config.actor, m)
-    cp, ns = critic_lib.init(key, config.critic, critic_lib.n_features(config.critic))
-    return (steps.ActorState(p, tx_a.init(p), jnp.zeros((), jnp.int32)),
-            steps.CriticState(cp, ns, tx_c.init(cp)), tx_ac.init(p))
+    return state_lib.create(key, config.actor, config.critic, config.ac, m)
 
   out = {}
   for stage in stages:
-    astate, cstate, ac_opt = jax.jit(init, out_shardings=parallel.replicated(mesh))()
+    carry = jax.jit(init, out_shardings=parallel.replicated(mesh))()
     if stage == "actor":
-      step = steps.make_actor_step(config, m, cap, n_steps, tx_a, sparse_layer.DEFAULT_CHUNK)
-      carry = astate
+      step = steps.make_actor_step(config.actor, shape, n_steps)
     elif stage == "critic":
-      step = steps.make_critic_step(config, m, cap, tx_c, sparse_layer.DEFAULT_CHUNK)
-      carry = (astate.params, cstate)
+      step = steps.make_critic_step(config.actor, config.critic, shape)
     else:
-      step = steps.make_ac_step(config, m, cap, n_steps, tx_ac, tx_c, sparse_layer.DEFAULT_CHUNK)
-      carry = (steps.ActorState(astate.params, ac_opt, astate.step), cstate)
+      step = steps.make_ac_step(config.actor, config.critic, config.ac, shape, n_steps)
     epoch = loops.make_epoch("bench-" + stage, step, mesh, n_rows, config.batch_size)
     carry, sums = epoch(carry, dev, jax.random.PRNGKey(1))  # compile + first run
     jax.block_until_ready(sums)
@@ -182,8 +177,9 @@ def main():
         print(f"ml1m: skipped, {path} not found")
         continue
       from ract_jax import data as data_lib
-      from configs import ml1m_implicit
-      data = data_lib.load_dataset(ml1m_implicit.get_config().data, log=lambda *a: None)
+      cfg = base.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                                   "configs", "ml1m_implicit.py"))
+      data = data_lib.load_dataset(cfg.data, log=lambda *a: None)
       csr, n_rows = data.train, data.train.n_rows
     else:
       n_users, n_items, nnz = SHAPES[shape]

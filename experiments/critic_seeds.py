@@ -15,20 +15,13 @@ saturate at initialisation, which this shows per seed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-
-def load_config(spec: str):
-  path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("ract_config", path)
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg or None)
+from ract_jax.config_base import load as load_config  # noqa: E402
 
 
 def main():

@@ -19,7 +19,8 @@ Usage (from the repository root):
   python experiments/report.py W1 W2 --out runs/cmp    # one Table 1 row per run and model
   python experiments/report.py W --activity-edges 50,100,200 --activity total
 
-Needs only numpy (nothing from `ract_jax`). Users with no held-out item are left out of every mean.
+Reads only the workdir's files (numpy; Pearson r from `ract_jax.metrics`). Users with no held-out
+item are left out of every mean.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ import sys
 from typing import Any, Iterable, Sequence
 
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+from ract_jax.metrics import pearson_r  # noqa: E402
 
 TABLE1_METRICS = ("recall@20", "recall@50", "ndcg@100")
 PAPER_NDCG_RS = (10, 20, 50, 100, 200)
@@ -99,11 +104,8 @@ def run_labels(workdirs: Sequence[str]) -> list[str]:
 
 
 def pearson(a, b) -> float:
-  """Pearson r of two equal-length arrays; NaN when either is constant or has < 2 values."""
-  a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-  if a.size < 2 or a.std() == 0 or b.std() == 0:
-    return float("nan")
-  return float(np.corrcoef(a, b)[0, 1])
+  """Pearson r of two equal-length arrays (`ract_jax.metrics.pearson_r`: 0 when one is constant)."""
+  return float(pearson_r(np.asarray(a, np.float32), np.asarray(b, np.float32)))
 
 
 def _mean_se(x: np.ndarray) -> tuple[float, float]:

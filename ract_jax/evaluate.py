@@ -17,12 +17,14 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from ract_jax import actors, metrics
-from ract_jax.data import batches
+from ract_jax import critic as critic_lib
 from ract_jax.data.csr import HeldOut
-from ract_jax.train import parallel
+from ract_jax.device import batches, parallel
 
 # score_fn(params, fold_in_entries, fold_in_dense [B, M]) -> scores [B, M] (before -inf masking).
 ScoreFn = Callable[[object, batches.Entries, jax.Array], jax.Array]
+# critic_fn(critic_state, critic_lib.CriticInputs) -> estimate [B] (evaluation mode).
+CriticFn = Callable[[object, critic_lib.CriticInputs], jax.Array]
 TOP_N_EXPORT = 100
 
 
@@ -68,18 +70,18 @@ class Evaluator:
     self.n_items = self.split.fold_in.n_items
     self.top_n = min(TOP_N_EXPORT, self.n_items)
     self.cap_fold, self.cap_held = self.caps or shared_caps([self.split], self.batch_size, n_dev)
-    rep = lambda csr: batches.DeviceCSR(*parallel.put_replicated(
-        (np.asarray(csr.indptr, np.int32), np.asarray(csr.indices, np.int32)), self.mesh))
-    self.fold_csr, self.held_csr = rep(self.split.fold_in), rep(self.split.held_out)
+    replicated = parallel.replicated(self.mesh)
+    self.fold_csr = batches.to_device_csr(self.split.fold_in, replicated)
+    self.held_csr = batches.to_device_csr(self.split.held_out, replicated)
     self.order = parallel.put_replicated(
         batches.sequential_order(self.split.n_users, self.batch_size), self.mesh)
     self._compiled = {}
 
-  def _build(self, score_fn: ScoreFn, loss_fn):
+  def _build(self, score_fn: ScoreFn, loss_fn, critic_fn: CriticFn | None):
     n_items, cap_f, cap_h = self.n_items, self.cap_fold, self.cap_held
     ndcg_ks, recall_ks, top_n = tuple(self.ndcg_ks), tuple(self.recall_ks), self.top_n
 
-    def per_device(params, fold_csr, held_csr, order):
+    def per_device(params, critic_state, fold_csr, held_csr, order):
       def body(_, rows):
         fe = batches.gather_entries(fold_csr, rows, cap_f)
         he = batches.gather_entries(held_csr, rows, cap_h)
@@ -90,33 +92,43 @@ class Evaluator:
         out["n_heldout"] = he.counts
         out["n_foldin"] = fe.counts
         out["top"] = jax.lax.top_k(scores, top_n)[1]
-        if loss_fn is not None:  # The critic's features (notes §3): loss over fold-in + held-out.
-          out["nll"] = loss_fn(logits, fold + held)
+        if loss_fn is not None:  # The critic's inputs, fold-in as seen, held-out as unseen.
+          inputs = critic_lib.critic_inputs(logits, fold, held, loss_fn)
+          out["nll"] = inputs.loss
+          if critic_fn is not None:
+            out["critic"] = critic_fn(critic_state, inputs)
         return None, out
 
       return jax.lax.scan(body, None, order)[1]
 
-    fn = parallel.per_device(per_device, self.mesh, in_specs=(P(), P(), P(), P(None, parallel.AXIS)),
+    fn = parallel.per_device(per_device, self.mesh,
+                             in_specs=(P(), P(), P(), P(), P(None, parallel.AXIS)),
                              out_specs=P(None, parallel.AXIS))
     return jax.jit(fn)
 
-  def run(self, score_fn: ScoreFn, params, loss_fn=None) -> dict[str, np.ndarray]:
+  def run(self, score_fn: ScoreFn, params, loss_fn=None, critic_fn: CriticFn | None = None,
+          critic_state=None) -> dict[str, np.ndarray]:
     """Per-user values for every held-out user, in row order of `split`.
 
     Args:
       score_fn: the model's scores (see `ScoreFn`); compiled once per function object.
       params: its parameters (any pytree).
-      loss_fn: optional `loss(logits [B, M], x [B, M]) -> [B]`, evaluated on the full rows
-        (fold-in + held-out) as the critic's first feature at validation.
+      loss_fn: optional `loss(logits [B, M], x [B, M]) -> [B]`, the actor's per-user loss; with
+        it, the critic's inputs are built (`critic.critic_inputs`, fold-in items as seen).
+      critic_fn: optional critic estimate on those inputs (needs `loss_fn`), with its state.
+      critic_state: the critic's parameters / statistics passed to `critic_fn`.
 
     Returns:
       `{'ndcg@K': [n], 'recall@K': [n], 'n_heldout': [n], 'n_foldin': [n], 'top': int32
-        [n, top_n]}`, plus `'nll': [n]` when `loss_fn` is given.
+        [n, top_n]}`, plus `'nll': [n]` when `loss_fn` is given and `'critic': [n]` with
+        `critic_fn`.
     """
-    key = (id(score_fn), id(loss_fn))
+    if critic_fn is not None and loss_fn is None:
+      raise ValueError("Evaluator.run: critic_fn needs loss_fn (the critic reads the actor's loss).")
+    key = (id(score_fn), id(loss_fn), id(critic_fn))
     if key not in self._compiled:
-      self._compiled[key] = self._build(score_fn, loss_fn)
-    out = self._compiled[key](params, self.fold_csr, self.held_csr, self.order)
+      self._compiled[key] = self._build(score_fn, loss_fn, critic_fn)
+    out = self._compiled[key](params, critic_state, self.fold_csr, self.held_csr, self.order)
     n = self.split.n_users
     return {k: to_host(v).reshape((-1,) + v.shape[2:])[:n] for k, v in out.items()}
 

@@ -196,3 +196,46 @@ def summarize(per_user: np.ndarray, n_heldout: np.ndarray) -> dict:
     mean = float(vals.mean())
     stderr = float(vals.std() / np.sqrt(n))
   return dict(mean=mean, stderr=stderr, n_users=n, n_skipped=int((~keep).sum()))
+
+
+# ---- Pearson correlation (the critic's diagnostics; paper Figures 4 and 6). -----------------------
+
+
+def _correlation(cov, var_a, var_b, sq_a, sq_b):
+  """cov / sqrt(var_a var_b), or 0 when a variance is numerically zero (below 1e-10 of the mean
+  square, so that float rounding of a constant input does not give a spurious +-1)."""
+  ok = (var_a > 1e-10 * sq_a + 1e-30) & (var_b > 1e-10 * sq_b + 1e-30)
+  return jnp.where(ok, cov / jnp.sqrt(jnp.where(ok, var_a * var_b, 1.0)), 0.0).astype(jnp.float32)
+
+
+def pearson_r(a, b, mask=None, axis_name: str | None = None) -> jax.Array:
+  """Pearson correlation of `a` and `b` over the valid rows (device-global with `axis_name`).
+
+  Args:
+    a, b: float `[N]` (device or host arrays).
+    mask: optional 0/1 `[N]`; None means every row is valid.
+    axis_name: the `shard_map` axis the rows are split over, or None.
+
+  Returns:
+    float32 scalar; 0 (not NaN) when either input has zero variance or fewer than two valid rows.
+  """
+  psum = (lambda x: x) if axis_name is None else (lambda x: jax.lax.psum(x, axis_name))
+  a = jnp.asarray(a, jnp.float32).reshape(-1)
+  b = jnp.asarray(b, jnp.float32).reshape(-1)
+  w = jnp.ones_like(a) if mask is None else (jnp.asarray(mask).reshape(-1) > 0).astype(jnp.float32)
+  a, b = jnp.where(w > 0, a, 0.0), jnp.where(w > 0, b, 0.0)
+  n = jnp.maximum(psum(jnp.sum(w)), 1.0)
+  da, db = w * (a - psum(jnp.sum(w * a)) / n), w * (b - psum(jnp.sum(w * b)) / n)
+  cov, va, vb, sa2, sb2 = psum((jnp.sum(da * db), jnp.sum(da * da), jnp.sum(db * db),
+                                jnp.sum(w * a * a), jnp.sum(w * b * b)))
+  return _correlation(cov, va, vb, sa2, sb2)
+
+
+def pearson_from_sums(n, sum_a, sum_b, sum_aa, sum_bb, sum_ab) -> float:
+  """Pearson r from streamed sums (count, sums, sums of squares and of products), e.g. over the
+  steps of an epoch; the moments in float64 on the host, then `pearson_r`'s zero-variance rule."""
+  n = max(float(n), 1.0)
+  mean_a, mean_b = sum_a / n, sum_b / n
+  var_a, var_b = sum_aa - n * mean_a**2, sum_bb - n * mean_b**2
+  cov = sum_ab - n * mean_a * mean_b
+  return float(_correlation(cov, var_a, var_b, sum_aa, sum_bb))

@@ -1,4 +1,4 @@
-"""Every actor of the paper's Table 2 (configs/base.py ACTOR_PRESETS) trains a stage-1 step and a
+"""Every actor of the paper's Table 2 (ract_jax/config_base.py ACTOR_PRESETS) trains a stage-1 step and a
 stage-3 step on a 4-fake-device mesh: finite losses, and both steps move the parameters. Stage 3
 runs for the presets whose loss is not the multinomial NLL (the critic's feature then comes from
 that loss; the multinomial case is covered by test_steps.py and test_parallel.py)."""
@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from configs import base
+from ract_jax import config_base as base
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

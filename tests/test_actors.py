@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import base
+from ract_jax import config_base as base
 from ract_jax import actors
 
 M = 40

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ract_jax.data import batches
+from ract_jax.device import batches
 from ract_jax.data.csr import CSR
 
 

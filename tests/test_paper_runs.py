@@ -26,7 +26,7 @@ def test_actor_names_of_the_presets(actor, name):
 
 
 def test_every_preset_has_a_distinct_name():
-  from configs import base
+  from ract_jax import config_base as base
   names = set()
   for preset in base.ACTOR_PRESETS:
     c = base.get_base_config()

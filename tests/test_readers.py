@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from configs import base
+from ract_jax import config_base as base
 from ract_jax.data import readers
 from ract_jax.data.readers import DataError
 

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ract_jax.sparse_layer import sparse_rows_matmul
+from ract_jax.actors.sparse_layer import sparse_rows_matmul
 
 
 def _problem(cap, n, chunk_rows=5, m=50, h=7, seed=0):

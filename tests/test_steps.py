@@ -1,16 +1,18 @@
 """The per-device steps of stages 2 and 3 on the synthetic smoke data: critic pre-training lowers
-its MSE, and one stage-3 actor step raises the critic's estimate on its batch."""
+its MSE, one stage-3 actor step raises the critic's estimate on its batch, and each stage's step
+changes only the fields of the TrainState that stage trains."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
 from configs import default
+from ract_jax import actors
 from ract_jax import critic as critic_lib
-from ract_jax.train import parallel, steps, trainer
+from ract_jax.device import parallel
+from ract_jax.train import setup, state as state_lib, steps, trainer
 
 
 @pytest.fixture(scope="module")
@@ -19,65 +21,70 @@ def run(tmp_path_factory):
   c.data.processed_dir = str(tmp_path_factory.mktemp("processed") / "synthetic")
   c.baselines.names = ()
   c.critic.learning_rate = 3e-3  # The paper's 1e-4 needs more steps than a unit test takes.
-  return trainer.Run(c, str(tmp_path_factory.mktemp("work")))
+  return setup.build(c, str(tmp_path_factory.mktemp("work")))
 
 
-def _users(run, n):
-  return jnp.arange(n, dtype=jnp.int32)
+def _epochs(run, stage, state, epochs):
+  program = trainer.epoch_program(run, stage)
+  out = []
+  for e in epochs:
+    state, sums = program(state, run.csr, state_lib.epoch_key(run.key, e))
+    out.append(jax.tree.map(np.asarray, sums))
+  return state, out
 
 
-def _per_device(run, fn):
-  return jax.jit(parallel.per_device(fn, run.mesh, in_specs=(P(), P(), P(), P(parallel.AXIS)),
-                                     out_specs=P()))
+def _changed(a, b) -> set:
+  fields = ("actor", "actor_opt", "ac_opt", "critic", "critic_norm", "critic_opt", "step")
+  return {f for f in fields
+          if any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(getattr(a, f)),
+                                                          jax.tree.leaves(getattr(b, f))))}
+
+
+def test_each_stage_trains_only_its_fields(run):
+  before = jax.tree.map(np.asarray, trainer.initial_state(run))
+  for stage, want in (("actor", {"actor", "actor_opt", "step"}),
+                      ("critic", {"critic", "critic_norm", "critic_opt"}),
+                      ("ac", {"actor", "ac_opt", "critic", "critic_norm", "critic_opt"})):
+    after, _ = _epochs(run, stage, trainer.initial_state(run), [0])
+    assert _changed(before, jax.tree.map(np.asarray, after)) == want, stage
 
 
 def test_critic_pretraining_lowers_mse(run):
-  state = run.initial_state()
-  fn = run.epoch_fn("critic")
-  carry = (state["actor"].params, state["critic"])
-  mses = []
-  for e in range(10):
-    carry, sums = fn(carry, run.csr, run.epoch_key(e))
-    sums = jax.tree.map(np.asarray, sums)
-    mses.append(sums["mse"].sum() / sums["users"].sum())
+  _, sums = _epochs(run, "critic", trainer.initial_state(run), range(10))
+  mses = [s["mse"].sum() / s["users"].sum() for s in sums]
   assert np.mean(mses[-2:]) < 0.7 * mses[0], mses
 
 
 def test_one_stage3_step_raises_the_critics_estimate_on_its_batch(run):
   cfg = run.config
-  state = run.initial_state()
-  carry = (state["actor"].params, state["critic"])
-  for e in range(8):  # A critic that has learned something about this actor.
-    carry, _ = run.epoch_fn("critic")(carry, run.csr, run.epoch_key(e))
-  actor_params, cstate = carry
-  tx_actor = optax.adam(1e-3)  # A visible step; the paper's 2e-6 moves the estimate by ~1e-6.
-  step = steps.make_ac_step(cfg, run.n_items, run.cap, run.steps_per_epoch, tx_actor,
-                            run.tx_critic, run.chunk)
+  state, _ = _epochs(run, "critic", trainer.initial_state(run), range(8))
+  ac_cfg = cfg.ac.copy_and_resolve_references()
+  ac_cfg.actor_learning_rate = 1e-3  # A visible step; the paper's 2e-6 moves it by ~1e-6.
+  state = state_lib.create(run.key, cfg.actor, cfg.critic, ac_cfg, run.shape.n_items).replace(
+      actor=state.actor, critic=state.critic, critic_norm=state.critic_norm)
+  step = steps.make_ac_step(cfg.actor, cfg.critic, ac_cfg, run.shape, run.steps_per_epoch)
   key = jax.random.PRNGKey(7)
-  users = _users(run, cfg.batch_size)
+  users = jnp.arange(cfg.batch_size, dtype=jnp.int32)
 
-  def estimate(params, cstate, csr, users):
+  def estimate(state, csr, users):
     """Mean critic output on the batch of `key` (same mask and noise), critic fixed."""
-    batch = steps.build_batch(csr, users, jax.random.split(key)[0], run.n_items, run.cap,
+    k_mask, k_z = jax.random.split(key)
+    batch = steps.build_batch(csr, users, k_mask, run.shape.n_items, run.shape.cap,
                               cfg.actor.keep_prob)
-    forward, view = steps._critic_inputs(cfg, batch, jax.random.split(key)[1], run.chunk,
-                                         run.n_items)
-    nll, _, _ = forward(params)
-    feats = critic_lib.critic_features(nll, view["n_seen"], view["n_unseen"], cfg.critic)
-    pred, _ = critic_lib.apply(cstate.params, cstate.norm_state, feats, cfg.critic, train=False)
+    logits = actors.apply(state.actor, cfg.actor, batch.actor_input(cfg.actor.keep_prob), k_z,
+                          train=True).logits
+    seen = batch.seen(run.shape.n_items)
+    inputs = critic_lib.critic_inputs(logits, seen, batch.x - seen,
+                                      lambda lg, x: actors.per_user_loss(cfg.actor, lg, x))
+    pred, _ = critic_lib.predict(state.critic, state.critic_norm, inputs, cfg.critic, train=False)
     return jax.lax.psum(jnp.sum(pred * batch.valid), parallel.AXIS) / batch.n_global
 
-  def one_step(params, cstate, csr, users):
-    astate = steps.ActorState(params, tx_actor.init(params), jnp.zeros((), jnp.int32))
-    (astate, _), _ = step((astate, cstate), csr, users, key)
-    return astate.params
-
-  est = _per_device(run, estimate)
-  new_params = jax.jit(parallel.per_device(one_step, run.mesh,
-                                           in_specs=(P(), P(), P(), P(parallel.AXIS)),
-                                           out_specs=P()))(actor_params, cstate, run.csr, users)
-  before = float(est(actor_params, cstate, run.csr, users))
-  after = float(est(new_params, cstate, run.csr, users))
+  per_device = lambda f, out: jax.jit(parallel.per_device(
+      f, run.mesh, in_specs=(P(), P(), P(parallel.AXIS)), out_specs=out))
+  new_state = per_device(lambda s, c, u: step(s, c, u, key)[0], P())(state, run.csr, users)
+  est = per_device(estimate, P())
+  before = float(est(state, run.csr, users))
+  after = float(est(new_state, run.csr, users))
   assert after > before, (before, after)
 
 
@@ -86,17 +93,11 @@ def test_naive_critic_trains_in_stages_2_and_3(tmp_path):
   c.data.processed_dir = str(tmp_path / "processed")
   c.baselines.names = ()
   c.critic.kind, c.critic.naive_hidden, c.critic.learning_rate = "naive", 8, 3e-3
-  run = trainer.Run(c, str(tmp_path / "work"))
-  state = run.initial_state()
-  assert state["critic"].params["hidden_0"]["w"].shape == (2 * run.n_items, 8)
-  carry = (state["actor"].params, state["critic"])
-  mses = []
-  for e in range(6):
-    carry, sums = run.epoch_fn("critic")(carry, run.csr, run.epoch_key(e))
-    mses.append(float(np.sum(sums["mse"]) / np.sum(sums["users"])))
+  run = setup.build(c, str(tmp_path / "work"))
+  state = trainer.initial_state(run)
+  assert state.critic["hidden_0"]["w"].shape == (2 * run.shape.n_items, 8)
+  state, sums = _epochs(run, "critic", state, range(6))
+  mses = [float(np.sum(s["mse"]) / np.sum(s["users"])) for s in sums]
   assert mses[-1] < mses[0], mses
-  astate = state["actor"]._replace(params=carry[0])
-  (new_astate, _), sums = run.epoch_fn("ac")(
-      (steps.ActorState(astate.params, state["ac_opt"], astate.step), carry[1]), run.csr,
-      run.epoch_key(6))
-  assert np.isfinite(np.asarray(sums["mse"])).all()
+  _, sums = _epochs(run, "ac", state, [6])
+  assert np.isfinite(sums[0]["mse"]).all()

@@ -12,7 +12,7 @@ import pytest
 from configs import default
 from ract_jax import evaluate
 from ract_jax.baselines import popularity
-from ract_jax.train import loops, trainer
+from ract_jax.train import checkpoint, loops, setup, state as state_lib, trainer
 
 
 def _config(processed_dir, **schedule):
@@ -67,17 +67,17 @@ def test_resume_inside_stage_1_and_stage_3_gives_identical_results(full_run, pro
   workdir, results = full_run
   for stop_after in (0, 3):  # Global epoch 0: inside stage 1; 3: first of two stage-3 epochs.
     resumed = tmp_path / f"stop{stop_after}"
-    original_save = trainer.checkpoint.Checkpoints.save
+    original_save = checkpoint.Checkpoints.save_state
 
-    def save_then_die(self, step, state, score, stop_after=stop_after):
-      original_save(self, step, state, score)
-      if step == stop_after:
+    def save_then_die(self, epoch, state, stop_after=stop_after):
+      original_save(self, epoch, state)
+      if epoch == stop_after:
         raise KeyboardInterrupt("simulated kill")
 
-    monkeypatch.setattr(trainer.checkpoint.Checkpoints, "save", save_then_die)
+    monkeypatch.setattr(checkpoint.Checkpoints, "save_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
       trainer.train_and_evaluate(_config(processed), str(resumed))
-    monkeypatch.setattr(trainer.checkpoint.Checkpoints, "save", original_save)
+    monkeypatch.setattr(checkpoint.Checkpoints, "save_state", original_save)
     again = trainer.train_and_evaluate(_config(processed), str(resumed))
     for model in ("actor", "ract"):
       assert again[model]["test"] == results[model]["test"], (stop_after, model)
@@ -88,15 +88,14 @@ def test_resume_inside_stage_1_and_stage_3_gives_identical_results(full_run, pro
 
 
 def test_epoch_has_no_host_transfer_and_compiles_once(processed, tmp_path):
-  run = trainer.Run(_config(processed), str(tmp_path))
-  state = run.initial_state()
-  carry = trainer._stage_carry("actor", state)
-  keys = [run.epoch_key(e) for e in range(3)]
-  fn = run.epoch_fn("actor")
+  run = setup.build(_config(processed), str(tmp_path))
+  state = trainer.initial_state(run)
+  keys = [state_lib.epoch_key(run.key, e) for e in range(3)]
+  fn = trainer.epoch_program(run, "actor")
   before = loops.traces["actor"]
   with jax.transfer_guard("disallow"):
     for key in keys:
-      carry, sums = fn(carry, run.csr, key)
+      state, sums = fn(state, run.csr, key)
     jax.block_until_ready(sums)
   assert loops.traces["actor"] - before == 1
 
@@ -109,7 +108,7 @@ def test_non_finite_loss_stops_with_stage_epoch_and_step(processed, tmp_path):
 
 
 def test_evaluation_matches_numpy_reference(processed, tmp_path):
-  run = trainer.Run(_config(processed), str(tmp_path))
+  run = setup.build(_config(processed), str(tmp_path))
   counts = popularity.fit(run.data.train)
   per_user = run.test.run(lambda p, e, fold: popularity.scores(p, fold), counts)
   split = run.data.test

@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ract_jax.data import batches
+from ract_jax.device import batches
 from ract_jax.data.csr import CSR
 
 DEFAULT_HIDDEN = 200

@@ -14,8 +14,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from ract_jax.data import batches
-from ract_jax.train import parallel
+from ract_jax.device import batches, parallel
 
 ORDER_STREAM = 0x5EED  # fold_in tag separating the user-order draw from the per-step draws.
 
@@ -23,11 +22,11 @@ traces = collections.Counter()  # name -> number of times the epoch function was
 
 
 def make_epoch(name: str, step_fn: Callable, mesh, n_rows: int, batch_size: int):
-  """Jitted `epoch(carry, csr, epoch_key) -> (carry, per_step_sums)`.
+  """Jitted `epoch(state, csr, epoch_key) -> (state, per_step_sums)`.
 
   Args:
     name: a label for the trace counter.
-    step_fn: per-device `step(carry, csr, users [B_local], key) -> (carry, sums)`; `sums` is a dict
+    step_fn: per-device `step(state, csr, users [B_local], key) -> (state, sums)`; `sums` is a dict
       of device-global scalars.
     mesh: the `data` mesh; the batch's users are split over it.
     n_rows: training users.
@@ -35,7 +34,7 @@ def make_epoch(name: str, step_fn: Callable, mesh, n_rows: int, batch_size: int)
 
   Returns:
     The jitted epoch function; per-step sums come back stacked `[steps]` (tiny) so the host can
-    name the first step that went non-finite. `carry` is donated.
+    name the first step that went non-finite. `state` is donated.
   """
   steps = -(-n_rows // batch_size)
 

@@ -1,5 +1,5 @@
 """What a run tells its user: the banner, one line per epoch, `metrics.jsonl`, `config.json`,
-`results.json`. Only process 0 writes or prints; every other process stays silent."""
+`results.json`; and the per-epoch summaries behind them. Only process 0 writes or prints."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import time
 import jax
 import numpy as np
 from absl import logging
+
+from ract_jax import metrics
 
 
 def _fmt_time(seconds: float) -> str:
@@ -127,6 +129,49 @@ class Records:
     stage_left = per_epoch(stage) * left_in_stage
     total = stage_left + sum(per_epoch(s) * n for s, n in left_after.items())
     return _fmt_time(stage_left), _fmt_time(total)
+
+
+def epoch_summary(stage: str, sums: dict) -> dict:
+  """An epoch's training metrics from its per-step sums (host numpy arrays `[steps]`).
+
+  Stage 1: mean NLL and KL per user and the last beta. Stages 2-3: the critic's MSE, its mean and
+  spread, its Pearson r with the oracle over the epoch's users, and the mean actor loss.
+  """
+  tot = {k: float(np.sum(v)) for k, v in sums.items()}
+  n = max(tot["users"], 1.0)
+  if stage == "actor":
+    return {"nll": tot["nll"] / n, "kl": tot["kl"] / n, "beta": float(np.asarray(sums["beta"])[-1])}
+  mean_p = tot["pred"] / n
+  r = metrics.pearson_from_sums(n, tot["pred"], tot["target"], tot["pred_sq"], tot["target_sq"],
+                                tot["pred_target"])
+  return {"mse": tot["mse"] / n, "nll": tot["nll"] / n, "critic_mean": mean_p,
+          "critic_std": float(np.sqrt(max(tot["pred_sq"] / n - mean_p**2, 0.0))), "critic_r": r,
+          "target_mean": tot["target"] / n}
+
+
+def first_bad_step(sums: dict):
+  """(step, name) of the first non-finite per-step value, or None."""
+  for name, v in sums.items():
+    bad = np.flatnonzero(~np.isfinite(np.asarray(v)))
+    if bad.size:
+      return int(bad[0]), name
+  return None
+
+
+def epoch_line(row: dict, eta_stage: str, eta_total: str) -> str:
+  """The line printed after each epoch (stage, k/K, losses, users/s, ETA, validation metrics)."""
+  val = row["val"]
+  if row["stage"] == "actor":
+    losses = f"nll {row['nll']:.2f}  kl {row['kl']:.2f}  beta {row['beta']:.4f}"
+  else:
+    losses = (f"mse {row['mse']:.5f}  critic std {row['critic_std']:.4f}  r {row['critic_r']:.3f}"
+              f"  nll {row['nll']:.2f}")
+  text = (f"val ndcg@100 {val['ndcg@100']:.4f} r@20 {val['recall@20']:.4f} r@50 "
+          f"{val['recall@50']:.4f} (best {row['best_val_ndcg@100']:.4f})")
+  if "critic_r" in val:
+    text += f" critic r {val['critic_r']:.3f}"
+  return (f"{row['stage']:<6} epoch {row['epoch']:3d}/{row['epochs']}  {losses} | "
+          f"{row['users_per_s']:,.0f} users/s  ETA {eta_stage} (total {eta_total}) | {text}")
 
 
 def comparison_table(results: dict) -> str:

@@ -1,36 +1,34 @@
-"""Per-device training steps of the three RaCT stages (pure functions, run under `shard_map`).
+"""Per-device training steps of the three RaCT stages, each `TrainState -> TrainState`.
 
 Each step takes the replicated training CSR and this device's slice of the batch's user ids, builds
-the batch on device, and returns the new state and summed metrics. Losses are normalised by the
-global number of real users in the batch, so `psum` of the per-device gradients is the gradient of
-the global mean (and a partial last batch is weighted by its real users only).
+the batch on device, and returns the new state and summed metrics. Every loss is this device's share
+of the global one (normalised by the global number of real users), so `psum` of the per-device
+gradients is the gradient of the global mean and a partial last batch counts its real users only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import optax
 
 from ract_jax import actors
 from ract_jax import critic as critic_lib
-from ract_jax.data import batches
-from ract_jax.train.parallel import AXIS
+from ract_jax.device import batches
+from ract_jax.device.parallel import AXIS
+from ract_jax.train.state import TrainState
 
 
-class ActorState(NamedTuple):
-  params: dict
-  opt_state: optax.OptState
-  step: jax.Array  # int32: global stage-1 step (drives the beta schedule).
+@dataclasses.dataclass(frozen=True)
+class BatchShape:
+  """Static sizes of a training batch: items M, entry capacity of a local batch, users per step."""
 
-
-class CriticState(NamedTuple):
-  params: dict
-  norm_state: dict  # Batch-norm running statistics (empty for normalize='none').
-  opt_state: optax.OptState
+  n_items: int
+  cap: int
+  batch_size: int  # Global users per step (the critic's L2 term divides by it).
 
 
 class TrainBatch(NamedTuple):
@@ -47,10 +45,9 @@ class TrainBatch(NamedTuple):
     values = actors.input_values(e.counts, e.seg, self.kept, keep_prob, train=True)
     return actors.SparseInput(e.seg, e.item, values, e.users)
 
-  def seen_counts(self) -> jax.Array:
-    """|H1| per user (kept input items), float32 `[B]`."""
-    b = self.valid.shape[0]
-    return jax.ops.segment_sum(self.kept.astype(jnp.float32), self.entries.seg, num_segments=b)
+  def seen(self, n_items: int) -> jax.Array:
+    """float32 `[B, M]`: the kept input items x * b."""
+    return batches.dense_rows(self.entries, n_items, values=self.kept)
 
 
 def build_batch(csr: batches.DeviceCSR, users: jax.Array, key: jax.Array, n_items: int,
@@ -63,161 +60,123 @@ def build_batch(csr: batches.DeviceCSR, users: jax.Array, key: jax.Array, n_item
                     n_global=jnp.maximum(jax.lax.psum(jnp.sum(valid), AXIS), 1.0))
 
 
-def _psum_grads(grads):
-  return jax.lax.psum(grads, AXIS)
+def _share(per_user, batch: TrainBatch):
+  return jnp.sum(per_user * batch.valid) / batch.n_global
 
 
-def make_actor_step(config: ml_collections.ConfigDict, n_items: int, cap: int,
-                    steps_per_epoch: int, tx: optax.GradientTransformation, chunk: int) -> Callable:
+def make_actor_step(actor_cfg: ml_collections.ConfigDict, shape: BatchShape,
+                    steps_per_epoch: int) -> Callable:
   """Stage 1: one MLE step on the negative beta-ELBO (eq. 4) plus the configured L2."""
-  acfg = config.actor
 
-  def step(state: ActorState, csr, users, key):
+  def step(state: TrainState, csr, users, key):
     k_mask, k_z = jax.random.split(key)
-    batch = build_batch(csr, users, k_mask, n_items, cap, acfg.keep_prob)
-    beta = actors.beta_at(state.step, acfg, steps_per_epoch)
-    inp = batch.actor_input(acfg.keep_prob)
+    batch = build_batch(csr, users, k_mask, shape.n_items, shape.cap, actor_cfg.keep_prob)
+    beta = actors.beta_at(state.step, actor_cfg, steps_per_epoch)
+    inp = batch.actor_input(actor_cfg.keep_prob)
 
     def loss_fn(params):
-      out = actors.apply(params, acfg, inp, k_z, train=True, chunk=chunk)
-      nll = actors.per_user_loss(acfg, out.logits, batch.x)
-      loss = jnp.sum((nll + beta * out.kl) * batch.valid) / batch.n_global
-      return loss, (jnp.sum(nll * batch.valid), jnp.sum(out.kl * batch.valid))
+      out = actors.apply(params, actor_cfg, inp, k_z, train=True)
+      nll = actors.per_user_loss(actor_cfg, out.logits, batch.x)
+      return (_share(nll + beta * out.kl, batch),
+              (jnp.sum(nll * batch.valid), jnp.sum(out.kl * batch.valid)))
 
-    grads, (nll_sum, kl_sum) = jax.grad(loss_fn, has_aux=True)(state.params)
-    grads = _psum_grads(grads)
-    if acfg.l2:
+    grads, (nll, kl) = jax.grad(loss_fn, has_aux=True)(state.actor)
+    grads = jax.lax.psum(grads, AXIS)
+    if actor_cfg.l2:
       grads = jax.tree.map(jnp.add, grads,
-                           jax.grad(lambda p: actors.l2_penalty(p, acfg))(state.params))
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    sums = jax.lax.psum({"nll": nll_sum, "kl": kl_sum, "users": jnp.sum(batch.valid)}, AXIS)
-    sums["beta"] = beta
-    return ActorState(params, opt_state, state.step + 1), sums
+                           jax.grad(lambda p: actors.l2_penalty(p, actor_cfg))(state.actor))
+    sums = jax.lax.psum({"nll": nll, "kl": kl, "users": jnp.sum(batch.valid)}, AXIS)
+    return state.apply_actor_gradients(grads), dict(sums, beta=beta)
 
   return step
 
 
-def _critic_inputs(config, batch: TrainBatch, k_z, chunk, n_items):
-  """The actor forward in training mode as a function of its parameters, and the mask's views.
-
-  Returns `(forward, view)`: `forward(params) -> (loss [B], kl [B], logits [B, M])` (the loss is the
-  critic's NLL feature); `view` holds seen / unseen, the dense kept / dropped items (x * b,
-  x * (1 - b)), and their counts |H1|, |H0| of eq. 5.
-  """
-  acfg = config.actor
-  seen = batches.dense_rows(batch.entries, n_items, values=batch.kept)
-  n_seen = batch.seen_counts()
-  inp = batch.actor_input(acfg.keep_prob)
+def _forward_and_view(actor_cfg, shape: BatchShape, batch: TrainBatch, k_z):
+  """The actor's training forward pass `params -> (logits, kl)` and its batch's seen / unseen rows
+  (x * b and x * (1 - b)), from which `critic.critic_inputs` builds the critic's inputs."""
+  inp = batch.actor_input(actor_cfg.keep_prob)
+  seen = batch.seen(shape.n_items)
 
   def forward(params):
-    out = actors.apply(params, acfg, inp, k_z, train=True, chunk=chunk)
-    return actors.per_user_loss(acfg, out.logits, batch.x), out.kl, out.logits
+    out = actors.apply(params, actor_cfg, inp, k_z, train=True)
+    return out.logits, out.kl
 
-  view = {"seen": seen, "unseen": batch.x - seen, "n_seen": n_seen,
-          "n_unseen": batch.entries.counts.astype(jnp.float32) - n_seen}
-  return forward, view
+  return forward, seen, batch.x - seen
 
 
-def critic_predict(cparams, norm_state, ccfg, nll, logits, view, valid, train: bool):
-  """The critic's estimate of each user's metric, `(pred [B], new_norm_state)`.
-
-  'features' (default): eq. 5's [|H1|, |H0|, NLL] through the feature critic. 'naive': the
-  paper's section 3 critic on `[pi_p, x_p]` (the actor's probabilities outside the kept items and
-  the dropped items), which the authors report failed; kept small and optional.
-  """
-  if ccfg.kind == "naive":
-    pi_p = jax.nn.softmax(logits, axis=-1) * (1.0 - view["seen"])
-    return critic_lib.naive_apply(cparams, pi_p, view["unseen"]), norm_state
-  feats = critic_lib.critic_features(nll, view["n_seen"], view["n_unseen"], ccfg)
-  return critic_lib.apply(cparams, norm_state, feats, ccfg, train=train, mask=valid,
-                          axis_name=AXIS)
+def _critic_update(state: TrainState, inputs, target, batch: TrainBatch, critic_cfg,
+                   batch_size: int):
+  """One critic step on eq. 6 (from pre-update parameters); returns (state, prediction)."""
+  grads, (pred, norm) = jax.grad(critic_lib.loss, has_aux=True)(
+      state.critic, state.critic_norm, inputs, target, critic_cfg, valid=batch.valid,
+      n_global=batch.n_global, batch_size=batch_size, axis_name=AXIS)
+  return state.apply_critic_gradients(jax.lax.psum(grads, AXIS), norm), pred
 
 
-def _critic_update(cstate: CriticState, nll, logits, view, target, batch: TrainBatch, config,
-                   tx_critic):
-  ccfg = config.critic
-  nll, logits = jax.lax.stop_gradient(nll), jax.lax.stop_gradient(logits)
-
-  def loss_fn(cparams):
-    pred, norm_state = critic_predict(cparams, cstate.norm_state, ccfg, nll, logits, view,
-                                      batch.valid, train=True)
-    sq = jnp.sum(((pred - target) ** 2) * batch.valid) / batch.n_global
-    return sq, (pred, norm_state)
-
-  grads, (pred, norm_state) = jax.grad(loss_fn, has_aux=True)(cstate.params)
-  grads = _psum_grads(grads)
-  grads = jax.tree.map(jnp.add, grads, jax.grad(
-      lambda p: critic_lib.l2_penalty(p, ccfg, config.batch_size))(cstate.params))
-  updates, opt_state = tx_critic.update(grads, cstate.opt_state, cstate.params)
-  return CriticState(optax.apply_updates(cstate.params, updates), norm_state, opt_state), pred
-
-
-def _critic_sums(pred, target, nll, batch: TrainBatch):
+def _critic_sums(pred, target, loss, batch: TrainBatch):
+  """Per-step sums behind the epoch's MSE and Pearson r (see `records.epoch_summary`)."""
   v = batch.valid
   return jax.lax.psum({
       "mse": jnp.sum((pred - target) ** 2 * v), "users": jnp.sum(v),
       "pred": jnp.sum(pred * v), "pred_sq": jnp.sum(pred**2 * v),
       "target": jnp.sum(target * v), "target_sq": jnp.sum(target**2 * v),
-      "pred_target": jnp.sum(pred * target * v), "nll": jnp.sum(nll * v),
+      "pred_target": jnp.sum(pred * target * v), "nll": jnp.sum(loss * v),
   }, AXIS)
 
 
-def make_critic_step(config: ml_collections.ConfigDict, n_items: int, cap: int,
-                     tx_critic: optax.GradientTransformation, chunk: int) -> Callable:
+def make_critic_step(actor_cfg: ml_collections.ConfigDict, critic_cfg: ml_collections.ConfigDict,
+                     shape: BatchShape) -> Callable:
   """Stage 2: one critic MSE step (eq. 6) against the oracle; the actor is frozen but still samples
-  z and drops inputs as in training (Pitfall 8)."""
+  z and drops inputs as in training."""
 
-  def step(carry, csr, users, key):
-    actor_params, cstate = carry
+  def step(state: TrainState, csr, users, key):
     k_mask, k_z = jax.random.split(key)
-    batch = build_batch(csr, users, k_mask, n_items, cap, config.actor.keep_prob)
-    forward, view = _critic_inputs(config, batch, k_z, chunk, n_items)
-    nll, _, logits = forward(actor_params)
-    target = critic_lib.oracle_target(logits, view["seen"], view["unseen"], config.critic)
-    cstate, pred = _critic_update(cstate, nll, logits, view, target, batch, config, tx_critic)
-    return (actor_params, cstate), _critic_sums(pred, target, nll, batch)
+    batch = build_batch(csr, users, k_mask, shape.n_items, shape.cap, actor_cfg.keep_prob)
+    forward, seen, unseen = _forward_and_view(actor_cfg, shape, batch, k_z)
+    logits, _ = forward(state.actor)
+    inputs = critic_lib.critic_inputs(logits, seen, unseen,
+                                      lambda lg, x: actors.per_user_loss(actor_cfg, lg, x))
+    target = critic_lib.oracle_target(inputs, critic_cfg)
+    state, pred = _critic_update(state, inputs, target, batch, critic_cfg, shape.batch_size)
+    return state, _critic_sums(pred, target, inputs.loss, batch)
 
   return step
 
 
-def make_ac_step(config: ml_collections.ConfigDict, n_items: int, cap: int, steps_per_epoch: int,
-                 tx_actor: optax.GradientTransformation, tx_critic: optax.GradientTransformation,
-                 chunk: int) -> Callable:
+def make_ac_step(actor_cfg: ml_collections.ConfigDict, critic_cfg: ml_collections.ConfigDict,
+                 ac_cfg: ml_collections.ConfigDict, shape: BatchShape,
+                 steps_per_epoch: int) -> Callable:
   """Stage 3: per batch one actor step on -mean(critic) (eq. 7) and one critic step (eq. 6), both
   from the same forward pass (same b and epsilon), both from the pre-update parameters."""
-  acfg, ccfg = config.actor, config.critic
+  loss_fn = lambda lg, x: actors.per_user_loss(actor_cfg, lg, x)  # noqa: E731
 
-  def step(carry, csr, users, key):
-    astate, cstate = carry
+  def step(state: TrainState, csr, users, key):
     k_mask, k_z = jax.random.split(key)
-    batch = build_batch(csr, users, k_mask, n_items, cap, acfg.keep_prob)
-    forward, view = _critic_inputs(config, batch, k_z, chunk, n_items)
-    (nll, kl, logits), vjp_fn = jax.vjp(forward, astate.params)
-    target = critic_lib.oracle_target(logits, view["seen"], view["unseen"], ccfg)
+    batch = build_batch(csr, users, k_mask, shape.n_items, shape.cap, actor_cfg.keep_prob)
+    forward, seen, unseen = _forward_and_view(actor_cfg, shape, batch, k_z)
+    (logits, kl), vjp_fn = jax.vjp(forward, state.actor)
+    inputs = critic_lib.critic_inputs(logits, seen, unseen, loss_fn)
+    target = critic_lib.oracle_target(inputs, critic_cfg)
 
-    # d(-mean critic)/d(nll, logits): the counts are constants; for the feature critic the gradient
-    # flows only through the NLL. With `critic_mode='eval'` the critic normalises with its running
-    # statistics, so each user's gradient is the critic's own slope in that user's NLL; 'train'
-    # normalises with the batch's statistics, which makes the objective blind to a shift of every
-    # user's NLL (see configs/base.py).
-    def actor_objective(nll_, logits_):
-      pred, _ = critic_predict(cstate.params, cstate.norm_state, ccfg, nll_, logits_, view,
-                               batch.valid, train=config.ac.critic_mode == "train")
-      return -jnp.sum(pred * batch.valid) / batch.n_global
+    # eq. 7: the critic's estimate as a function of the actor's output. With critic_mode='eval'
+    # the critic normalises with its running statistics, so each user's gradient is the critic's
+    # own slope at that user; 'train' uses the batch's statistics, which hide any shift of every
+    # user's loss together (see config_base).
+    def objective(logits_, kl_):
+      inputs_ = critic_lib.critic_inputs(logits_, seen, unseen, loss_fn)
+      pred, _ = critic_lib.predict(state.critic, state.critic_norm, inputs_, critic_cfg,
+                                   train=ac_cfg.critic_mode == "train", mask=batch.valid,
+                                   axis_name=AXIS)
+      value = -_share(pred, batch)
+      if ac_cfg.elbo_weight:  # Optional ELBO term (0 in the paper).
+        beta = actors.beta_at(state.step, actor_cfg, steps_per_epoch)
+        value += ac_cfg.elbo_weight * _share(inputs_.loss + beta * kl_, batch)
+      return value
 
-    g_nll, g_logits = jax.grad(actor_objective, argnums=(0, 1))(nll, logits)
-    g_kl = jnp.zeros_like(kl)
-    if config.ac.elbo_weight:  # Optional ELBO term (the authors' ac_reg_loss_scaler is 0).
-      w = config.ac.elbo_weight * batch.valid / batch.n_global
-      g_nll = g_nll + w
-      g_kl = w * actors.beta_at(astate.step, acfg, steps_per_epoch)
-    (g_actor,) = vjp_fn((g_nll, g_kl, g_logits))
-    g_actor = _psum_grads(g_actor)
-    updates, opt_state = tx_actor.update(g_actor, astate.opt_state, astate.params)
-    new_astate = ActorState(optax.apply_updates(astate.params, updates), opt_state, astate.step)
-
-    cstate, pred = _critic_update(cstate, nll, logits, view, target, batch, config, tx_critic)
-    return (new_astate, cstate), _critic_sums(pred, target, nll, batch)
+    (g_actor,) = vjp_fn(jax.grad(objective, argnums=(0, 1))(logits, kl))
+    new_state = state.apply_ac_gradients(jax.lax.psum(g_actor, AXIS))
+    new_state, pred = _critic_update(new_state, inputs, target, batch, critic_cfg,
+                                     shape.batch_size)
+    return new_state, _critic_sums(pred, target, inputs.loss, batch)
 
   return step

@@ -1,7 +1,7 @@
-"""The shared base of every dataset config.
+"""The shared base of every dataset config (`configs/<name>.py` files build on it).
 
 Each dataset file (`configs/ml20m.py`, `configs/msd.py`, ...) calls `get_base_config()` and overrides
-what differs. Defaults reproduce the RaCT paper (Lobel et al. 2020, Tables 4 and 5) on the Liang et al.
+what differs; `load("configs/msd.py:smoke")` reads such a file by path, as `--config=` does. Defaults reproduce the RaCT paper (Lobel et al. 2020, Tables 4 and 5) on the Liang et al.
 (2018) strong-generalisation protocol; where the authors' code differs, a key below selects it and its
 comment says which behaviour the default reproduces.
 
@@ -202,6 +202,28 @@ def shared_data(relative: str) -> str:
   import os
   return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
                                        os.pardir, "shared", "data", relative))
+
+
+def load(spec: str) -> ml_collections.ConfigDict:
+  """Loads a config file by path, as `--config=PATH[:ARG]` does: `get_config(ARG)` of that file.
+
+  Args:
+    spec: `path/to/file.py` or `path/to/file.py:arg` (e.g. `configs/ml1m_implicit.py:smoke,warp`).
+
+  Returns:
+    The ConfigDict (unlocked).
+  """
+  import importlib.util
+  import os
+  path, _, arg = spec.partition(":")
+  path = os.path.abspath(os.path.expanduser(path))
+  if not os.path.isfile(path):
+    raise ValueError(f"--config={spec}: no config file at {path}.")
+  module_spec = importlib.util.spec_from_file_location(
+      "ract_jax_config_" + os.path.splitext(os.path.basename(path))[0], path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
 
 
 def check_arg(arg, name: str) -> None:

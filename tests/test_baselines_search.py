@@ -4,25 +4,35 @@ the validation users (never on test)."""
 import pytest
 
 from configs import default
-from ract_jax import baseline_eval
-from ract_jax.train import trainer
+from ract_jax import evaluate
+from ract_jax.baselines import REGISTRY, search
+from ract_jax.data import load_dataset
+from ract_jax.device import parallel
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   c = default.get_config("smoke")
   c.data.processed_dir = str(tmp_path_factory.mktemp("processed") / "synthetic")
-  c.baselines.names = baseline_eval.KNOWN
+  c.baselines.names = tuple(REGISTRY)
   c.baselines.wmf.k, c.baselines.wmf.alpha, c.baselines.wmf.lam = (8,), (2.0,), (1.0, 30.0)
   c.baselines.slim.l1, c.baselines.slim.iters = (1.0,), (50,)
   c.baselines.cdae.hidden, c.baselines.cdae.epochs = (8,), (2,)
-  return c, trainer.Run(c, str(tmp_path_factory.mktemp("work")))
+  data = load_dataset(c.data, log=lambda s: None)
+  mesh = parallel.make_mesh()
+  return c.baselines, data, evaluate.Evaluator(data.validation, mesh), evaluate.Evaluator(
+      data.test, mesh)
+
+
+def _search(run, block, done):
+  _, data, validation, test = run
+  return search.evaluate_baselines(block, data.train, validation, test, log=print, warn=print,
+                                   done=done)
 
 
 def test_all_baselines_choose_on_validation(run, capsys):
-  config, r = run
-  results = baseline_eval.evaluate_baselines(config, r, {})
-  assert set(results) == set(baseline_eval.KNOWN)
+  results = _search(run, run[0], {})
+  assert set(results) == set(REGISTRY)
   for name, res in results.items():
     assert 0.0 <= res["test"]["ndcg@100"] <= 1.0, name
     assert res["test"]["n_users"] > 0
@@ -37,14 +47,12 @@ def test_all_baselines_choose_on_validation(run, capsys):
 
 
 def test_done_baselines_are_not_recomputed(run):
-  config, r = run
-  done = {name: {"test": {}} for name in baseline_eval.KNOWN}
-  assert baseline_eval.evaluate_baselines(config, r, done) == {}
+  done = {name: {"test": {}} for name in REGISTRY}
+  assert _search(run, run[0], done) == {}
 
 
 def test_unknown_baseline_names_the_option(run):
-  config, r = run
-  c = config.copy_and_resolve_references()
-  c.baselines.names = ("bpr",)
-  with pytest.raises(ValueError, match="config.baselines.names"):
-    baseline_eval.evaluate_baselines(c, r, {})
+  block = run[0].copy_and_resolve_references()
+  block.names = ("bpr",)
+  with pytest.raises(ValueError, match="config.baselines.names: unknown baseline 'bpr'"):
+    _search(run, block, {})
