@@ -46,7 +46,7 @@ def _maxrss_mb() -> float:
 
 
 def child_generate(name: str, path: str, scale: float) -> dict:
-  from ract_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+  from ract_jax.data.formats import synthetic  # pylint: disable=g-import-not-at-top
   spec = dict(SPECS[name])
   spec["n_users"] = max(100, int(spec["n_users"] * scale))
   t = time.time()

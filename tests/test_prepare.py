@@ -1,7 +1,9 @@
-"""End to end: the `:smoke` configs through prepare + load, `describe`, and the command line."""
+"""End to end: the `:smoke` configs through prepare + load, `describe`, the command line, and the
+package's shape (one-way layers, no JAX)."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import subprocess
@@ -15,10 +17,21 @@ from ract_jax.data import DataError, describe, load_dataset
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("name", ["ml20m", "netflix", "msd", "ml1m", "custom", "default"])
+SMOKE_CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
+                       if f.endswith(".py") and f not in ("__init__.py", "base.py"))
+
+
+def test_every_config_is_tested():
+  assert set(SMOKE_CONFIGS) >= {"ml20m", "netflix", "msd", "ml1m", "custom", "default", "ml100k",
+                                "ml_latest_small", "ml1m_implicit"}
+
+
+@pytest.mark.parametrize("name", SMOKE_CONFIGS)
 def test_smoke_configs_end_to_end(tmp_path, name):
   cfg = importlib.import_module(f"configs.{name}").get_config("smoke")
   cfg.data.processed_dir = str(tmp_path / "p")
+  if cfg.data.raw_path and not os.path.exists(cfg.data.raw_path):
+    pytest.skip(f"{cfg.data.raw_path} is absent (the real samples live in ../shared/data)")
   data = load_dataset(cfg.data, log=lambda _: None)
   h = cfg.data.heldout_users
   assert data.validation.n_users == h and data.test.n_users == h
@@ -68,3 +81,40 @@ def test_cli_too_many_heldout_users(tmp_path):
 
 def test_data_error_is_value_error():
   assert issubclass(DataError, ValueError)
+
+
+# ---- The package's shape. ------------------------------------------------------------------------
+
+# Each module of ract_jax/data imports only modules before it (batches.py is the device side).
+LAYERS = ["errors", "csr", "textio", "blockio", "atomic_dir", "formats", "protocol", "processed",
+          "store", "prepare"]
+
+
+def _data_imports(path: str) -> set:
+  tree = ast.parse(open(path).read())
+  out = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ract_jax.data"):
+      rest = node.module.split(".")[2:]
+      out |= {rest[0]} if rest else {a.name for a in node.names}
+    elif isinstance(node, ast.Import):
+      out |= {a.name.split(".")[2] for a in node.names if a.name.startswith("ract_jax.data.")}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+      names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+      assert not any(n == "jax" or n.startswith("jax.") for n in names), (path, names)
+  return out
+
+
+def test_data_layers_import_one_way():
+  root = os.path.join(REPO, "ract_jax", "data")
+  found = set()
+  for dirpath, _, files in os.walk(root):
+    for f in files:
+      if not f.endswith(".py") or f == "batches.py" or (dirpath == root and f == "__init__.py"):
+        continue
+      rel = os.path.relpath(os.path.join(dirpath, f), root)
+      layer = rel.split(os.sep)[0].removesuffix(".py")
+      found.add(layer)
+      for dep in _data_imports(os.path.join(dirpath, f)) - {layer}:
+        assert dep in LAYERS and LAYERS.index(dep) < LAYERS.index(layer), (rel, dep)
+  assert found == set(LAYERS)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from ract_jax.data import protocol, store
-from ract_jax.data.readers import DataError
+from ract_jax.data.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared", "data")

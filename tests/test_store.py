@@ -12,8 +12,8 @@ import pytest
 import scipy.sparse as sp
 
 from configs import ml20m, msd
-from ract_jax.data import protocol, store
-from ract_jax.data.readers import DataError
+from ract_jax.data import blockio, processed, protocol, store
+from ract_jax.data.errors import DataError
 
 
 def _cfg(tmp_path, which=ml20m, **over):
@@ -144,7 +144,7 @@ def test_writer_matches_pandas_to_csv(tmp_path):
 
 def test_format_lines_bytes_columns():
   ids = np.array([b"ab", b"c", b"def"], dtype="S3")
-  out = b"".join(store.format_lines([ids, np.array([5, 10, 0])], sep=b"\t", chunk=2))
+  out = b"".join(blockio.format_lines([ids, np.array([5, 10, 0])], sep=b"\t", chunk=2))
   assert out == b"ab\t5\nc\t10\ndef\t0\n"
 
 
@@ -251,7 +251,7 @@ def test_failure_leaves_no_half_written_directory(tmp_path, monkeypatch):
   def fail(*a, **k):
     raise _Boom("disk full")
 
-  monkeypatch.setattr(store.np, "savez", fail)  # After the CSVs, before arrays.npz / meta.json.
+  monkeypatch.setattr(processed.np, "savez", fail)  # After the CSVs, before arrays.npz / meta.json.
   with pytest.raises(_Boom):
     store.prepare_dataset(cfg, log=_quiet()[1])
   assert os.listdir(tmp_path) == []  # Neither the target nor a temporary directory.
@@ -260,7 +260,7 @@ def test_failure_leaves_no_half_written_directory(tmp_path, monkeypatch):
   # A complete directory is replaced only by a complete one: a failed re-prepare keeps it.
   path = store.prepare_dataset(cfg, log=_quiet()[1])
   key = store.read_meta(path)["cache_key"]
-  monkeypatch.setattr(store, "write_liang_csv", fail)
+  monkeypatch.setattr(processed, "write_liang_csv", fail)
   cfg.heldout_users = 6
   with pytest.raises(_Boom):
     store.prepare_dataset(cfg, log=_quiet()[1])

@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from ract_jax.data.readers import DataError
+from ract_jax.data.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +165,7 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
   """Applies the Liang et al. protocol to a reader DataFrame.
 
   Args:
-    df: `[n_rows]` with columns user, item, rating (see `readers`), in raw file order.
+    df: `[n_rows]` with columns user, item, rating (`textio.frame`), in raw file order.
     params: threshold, filters, H, seed, fraction.
     log: optional callable(str) for progress lines.
 
