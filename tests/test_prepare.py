@@ -40,6 +40,7 @@ def test_smoke_configs_end_to_end(tmp_path, name):
   for csr in (data.train, data.validation.fold_in, data.validation.held_out):
     assert csr.indices.dtype == np.int32 and csr.indptr.dtype == np.int64
     assert csr.indices.max() < data.n_items
+  assert data.train.n_rows >= h  # At least as many training users as held-out users per split.
   text = describe(data)
   assert "train:" in text and "validation:" in text and "test:" in text
   assert f"{data.n_items:,} items" in text and "density" in text
@@ -75,7 +76,8 @@ def test_cli_too_many_heldout_users(tmp_path):
   r = _cli("--config=configs/ml1m.py:smoke", "--config.data.heldout_users=40",
            f"--config.data.processed_dir={tmp_path}/p")
   assert r.returncode == 1 and "Traceback" not in r.stderr
-  assert "--config.data.heldout_users" in r.stderr and "heldout_users=40" in r.stderr
+  assert "--config.data.heldout_users to at most" in r.stderr and "heldout_users=40" in r.stderr
+  assert "training users" in r.stderr
   assert not os.path.exists(tmp_path / "p")
 
 

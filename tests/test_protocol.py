@@ -254,11 +254,15 @@ def test_empty_after_filtering():
 
 
 def test_too_many_heldout_users():
-  with pytest.raises(DataError) as e:
-    protocol.run_protocol(_toy(n_users=40), protocol.ProtocolParams(heldout_users=20))
-  msg = str(e.value)
-  assert "heldout_users=20" in msg and "40" in msg and "--config.data.heldout_users" in msg
-  assert "at most 19" in msg
+  # 40 users: H = 13 leaves 14 training users; H = 14 would leave 12 (< H), H = 20 none.
+  assert protocol.run_protocol(_toy(n_users=40),
+                               protocol.ProtocolParams(heldout_users=13)).n_train_users == 14
+  for h, left in ((14, 12), (20, 0)):
+    with pytest.raises(DataError) as e:
+      protocol.run_protocol(_toy(n_users=40), protocol.ProtocolParams(heldout_users=h))
+    msg = str(e.value)
+    assert f"heldout_users={h} leaves {left} training users" in msg and "40 users" in msg, msg
+    assert "--config.data.heldout_users to at most 13" in msg, msg
 
 
 @pytest.mark.parametrize("frac", [0.0, 1.0, -0.1, 1.5])

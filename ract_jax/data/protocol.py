@@ -8,7 +8,8 @@ Pure numpy / pandas (no JAX). The output is row-for-row what the authors' code w
   2. one filtering pass: items with >= min_item_count rows (if > 0), then users with >= min_user_count
      rows counted on the item-filtered data (the `groupby(id).size()` counts; Pitfall 1);
   3. `unique_uid` = distinct user ids, ascending (numeric or string order); `np.random.seed(seed)`,
-     `permutation(n_users)`; train = first n - 2H, validation = next H, test = last H;
+     `permutation(n_users)`; train = first n - 2H, validation = next H, test = last H (at least H
+     training users are required);
   4. `unique_sid = pd.unique(train_plays.item)` (first appearance in raw order); sid = position;
      uid = position in the permuted user list;
   5. validation / test plays restricted to unique_sid, then the 80/20 split: re-seed, users in
@@ -173,7 +174,7 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
     The LiangSplit, row-for-row equal to what RaCT's `setup_data.py` writes.
 
   Raises:
-    DataError: invalid parameters, no data left after filtering, or 2H >= number of users.
+    DataError: invalid parameters, no data left after filtering, or fewer than H training users.
   """
   params.validate()
   say = log or (lambda _: None)
@@ -227,16 +228,21 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
   stats["items_after_filter"] = int(np.count_nonzero(np.bincount(i, minlength=n_icodes)))
   stats["users_after_filter"] = n_users
   h = params.heldout_users
-  if 2 * h >= n_users:
+  n_tr = n_users - 2 * h
+  if n_tr < h:
+    # Fewer training users than users in each held-out split: the model and the item list
+    # (training users' items only) would rest on a handful of users.
+    most = (f"at most {n_users // 3} (so that n_users - 2H >= H)" if n_users >= 3 else
+            "any value: no split works with so few users")
     raise DataError(
-        f"config.data.heldout_users={h} needs 2*H = {2 * h} < the number of users after filtering "
-        f"({n_users}), so that some training users remain. Set --config.data.heldout_users to at "
-        f"most {max((n_users - 1) // 2, 0)} (or relax the filters).")
+        f"config.data.heldout_users={h} leaves {max(n_tr, 0)} training users: {n_users} users "
+        f"after filtering minus {h} validation and {h} test users. A split needs at least as many "
+        f"training users as held-out users per split. Set --config.data.heldout_users to {most}, "
+        f"or relax the filters.")
 
   # np.random.seed(seed); permutation(n) on the legacy global stream == RandomState(seed).
   perm = np.random.RandomState(params.split_seed).permutation(n_users)
   unique_uid = unique_uid[perm]
-  n_tr = n_users - 2 * h
   role = np.full(n_ucodes, -1, dtype=np.int8)
   role[unique_uid[:n_tr]] = 0
   role[unique_uid[n_tr:n_tr + h]] = 1
