@@ -81,6 +81,16 @@ def test_cli_too_many_heldout_users(tmp_path):
   assert not os.path.exists(tmp_path / "p")
 
 
+def test_cli_damaged_processed_dir(tmp_path):
+  out = tmp_path / "p"
+  args = ("--config=configs/ml20m.py:smoke", f"--config.data.processed_dir={out}")
+  assert _cli(*args).returncode == 0
+  (out / "arrays.npz").write_bytes(b"garbage")
+  r = _cli(*args)
+  assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+  assert f"{out}/arrays.npz: cannot be read" in r.stderr and "delete it" in r.stderr
+
+
 def test_data_error_is_value_error():
   assert issubclass(DataError, ValueError)
 

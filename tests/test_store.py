@@ -313,3 +313,51 @@ def test_threshold_on_format_without_ratings(tmp_path):
   store.prepare_dataset(cfg, log=_quiet()[1])  # clicks > 3.5
   assert store.load_processed(cfg.processed_dir).meta["stats"]["rows_after_threshold"] < \
       store.load_processed(cfg.processed_dir).meta["stats"]["rows_raw"]
+
+
+# ---- Damaged files. -----------------------------------------------------------------------------
+
+
+def _damage(path: str, name: str, how: str) -> str:
+  file = os.path.join(path, name)
+  if how == "truncated":
+    with open(file, "rb") as f:
+      data = f.read()
+    with open(file, "wb") as f:
+      f.write(data[: len(data) // 2])
+  else:
+    with open(file, "wb") as f:
+      f.write(b"not what it should be")
+  return file
+
+
+@pytest.mark.parametrize("name,how", [("arrays.npz", "garbage"), ("arrays.npz", "truncated"),
+                                      ("meta.json", "truncated"), ("unique_sid.txt", "garbage")])
+def test_damaged_cache_is_reported_and_prepared_again(tmp_path, monkeypatch, name, how):
+  monkeypatch.setenv("RACT_JAX_CACHE", str(tmp_path / "cache"))
+  cfg = _cfg(tmp_path, processed_dir="")
+  good = store.load_dataset(cfg, log=_quiet()[1])
+  file = _damage(good.path, name, how)
+  lines, log = _quiet()
+  data = store.load_dataset(cfg, log=log)
+  assert any("warning" in l and file in l and "re-preparing" in l for l in lines), lines
+  assert any(l.startswith("data: wrote") for l in lines), lines
+  assert data.path == good.path
+  _same(data, good)
+
+
+@pytest.mark.parametrize("name", ["arrays.npz", "meta.json"])
+def test_damaged_processed_dir_of_the_user_is_an_error(tmp_path, name):
+  cfg = _cfg(tmp_path)
+  path = store.prepare_dataset(cfg, log=_quiet()[1])
+  file = _damage(path, name, "truncated")
+  before = sorted(os.listdir(path))
+  for call in (store.load_dataset, store.prepare_dataset):
+    with pytest.raises(DataError) as e:
+      call(cfg, log=_quiet()[1])
+    msg = str(e.value)
+    assert msg.startswith(f"{file}: cannot be read") and "delete it" in msg, msg
+    assert "--config.data.processed_dir" in msg
+  with pytest.raises(DataError, match="cannot be read"):
+    store.load_processed(path)
+  assert sorted(os.listdir(path)) == before  # The user's directory is not touched.

@@ -14,7 +14,7 @@ JAX (`batches.py`, the device-side batches, is not part of this pipeline).
 
 from ract_jax.data import formats
 from ract_jax.data.csr import CSR, HeldOut, ProcessedData
-from ract_jax.data.errors import DataError
+from ract_jax.data.errors import DamagedFileError, DataError
 from ract_jax.data.formats import read_raw
 from ract_jax.data.formats.generic import read_adjacency, read_delimited
 from ract_jax.data.formats.movielens import read_ml1m, read_ml20m, read_ml100k
@@ -27,7 +27,7 @@ from ract_jax.data.store import cache_key, load_dataset, prepare_dataset, proces
 
 __all__ = [
     "CSR", "HeldOut", "ProcessedData", "LiangSplit", "Pairs", "ProtocolParams", "run_protocol",
-    "DataError", "formats", "read_adjacency", "read_delimited", "read_ml1m",
+    "DataError", "DamagedFileError", "formats", "read_adjacency", "read_delimited", "read_ml1m",
     "read_ml20m", "read_ml100k", "read_msd", "read_netflix", "read_raw", "cache_key", "describe",
     "load_dataset", "load_processed", "prepare_dataset", "processed_dir_for", "write_processed",
     "SyntheticSpec", "generate_synthetic", "write_raw",

@@ -1,4 +1,4 @@
-"""The error of the data pipeline: bad input, or parameters that do not fit the data."""
+"""The errors of the data pipeline: bad input, damaged files, parameters that do not fit."""
 
 from __future__ import annotations
 
@@ -10,3 +10,15 @@ class DataError(ValueError):
   what to change. Command-line entry points print it without a traceback.
   """
 
+
+class DamagedFileError(DataError):
+  """A file of a processed directory exists but cannot be read (truncated, overwritten, ...).
+
+  Attributes:
+    file: the absolute path of the file.
+    problem: what went wrong, e.g. "BadZipFile: File is not a zip file".
+  """
+
+  def __init__(self, file: str, problem: str, advice: str = ""):
+    self.file, self.problem = file, problem
+    super().__init__(f"{file}: cannot be read ({problem}).{' ' + advice if advice else ''}")

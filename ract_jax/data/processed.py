@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from typing import Sequence
 
 import numpy as np
@@ -29,7 +30,7 @@ import pandas as pd
 from ract_jax.data import atomic_dir
 from ract_jax.data.blockio import format_lines
 from ract_jax.data.csr import CSR, HeldOut, ProcessedData
-from ract_jax.data.errors import DataError
+from ract_jax.data.errors import DamagedFileError, DataError
 from ract_jax.data.protocol import LiangSplit, Pairs
 
 FORMAT_VERSION = 1
@@ -171,10 +172,20 @@ def describe(data: ProcessedData) -> str:
 # ---- Loading. ------------------------------------------------------------------------------------
 
 
+def _damaged(path: str, name: str, problem: str) -> DamagedFileError:
+  return DamagedFileError(
+      os.path.join(path, name), problem,
+      f"The processed directory {path} is damaged: delete it to have it prepared again from "
+      f"config.data.raw_path, or set --config.data.processed_dir to another directory.")
+
+
 def _read_ids(path: str, name: str) -> tuple:
   """The lines of an id file (`unique_sid.txt`) of directory `path`."""
-  with open(os.path.join(path, name), "r", encoding="utf-8") as f:
-    lines = f.read().split("\n")
+  try:
+    with open(os.path.join(path, name), "r", encoding="utf-8") as f:
+      lines = f.read().split("\n")
+  except (OSError, ValueError) as e:
+    raise _damaged(path, name, f"{type(e).__name__}: {e}") from None
   if lines and lines[-1] == "":
     lines.pop()
   return tuple(lines)
@@ -191,30 +202,42 @@ def is_liang_dir(path: str) -> bool:
 
 
 def read_meta(path: str) -> dict | None:
-  """The content of `path/meta.json`; None if there is none or it cannot be read."""
-  try:
-    with open(os.path.join(path, "meta.json"), "r", encoding="utf-8") as f:
-      return json.load(f)
-  except (OSError, ValueError):
+  """The content of `path/meta.json`; None if there is none.
+
+  Raises:
+    DamagedFileError: meta.json exists but is not a JSON object.
+  """
+  file = os.path.join(path, "meta.json")
+  if not os.path.isfile(file):
     return None
+  try:
+    with open(file, "r", encoding="utf-8") as f:
+      meta = json.load(f)
+  except (OSError, ValueError) as e:
+    raise _damaged(path, "meta.json", f"{type(e).__name__}: {e}") from None
+  if not isinstance(meta, dict):
+    raise _damaged(path, "meta.json", f"a JSON {type(meta).__name__}, not an object")
+  return meta
 
 
 def _load_ours(path: str, meta: dict) -> ProcessedData:
   unique_sid = _read_ids(path, "unique_sid.txt")
-  with np.load(os.path.join(path, "arrays.npz")) as z:
-    a = {k: z[k] for k in z.files}
-  n_items = int(a["n_items"])
+  try:
+    with np.load(os.path.join(path, "arrays.npz")) as z:
+      a = {k: z[k] for k in z.files}
+    n_items = int(a["n_items"])
+    heldouts = {name: HeldOut(
+        uids=a[f"{name}_uids"],
+        fold_in=CSR(a[f"{name}_fold_in_indptr"], a[f"{name}_fold_in_indices"], n_items),
+        held_out=CSR(a[f"{name}_held_out_indptr"], a[f"{name}_held_out_indices"], n_items))
+                for name in ("validation", "test")}
+    train = CSR(a["train_indptr"], a["train_indices"], n_items)
+  except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:
+    raise _damaged(path, "arrays.npz", f"{type(e).__name__}: {e}") from None
   if n_items != len(unique_sid):
-    raise DataError(f"{path}: arrays.npz has {n_items} items but unique_sid.txt has "
-                    f"{len(unique_sid)} lines; the directory is inconsistent (delete it to "
-                    f"re-prepare).")
-  heldouts = {name: HeldOut(
-      uids=a[f"{name}_uids"],
-      fold_in=CSR(a[f"{name}_fold_in_indptr"], a[f"{name}_fold_in_indices"], n_items),
-      held_out=CSR(a[f"{name}_held_out_indptr"], a[f"{name}_held_out_indices"], n_items))
-              for name in ("validation", "test")}
-  return ProcessedData(train=CSR(a["train_indptr"], a["train_indices"], n_items),
-                       validation=heldouts["validation"], test=heldouts["test"],
+    raise _damaged(path, "unique_sid.txt", f"{len(unique_sid)} lines, but arrays.npz has {n_items} "
+                   f"items")
+  return ProcessedData(train=train, validation=heldouts["validation"], test=heldouts["test"],
                        unique_sid=unique_sid, meta=meta, path=path)
 
 
@@ -231,6 +254,7 @@ def load_processed(path: str) -> ProcessedData:
     The ProcessedData (rows and item order exactly as in the CSVs).
 
   Raises:
+    DamagedFileError: a file of the directory cannot be read (the message names it).
     DataError: not a processed directory.
   """
   path = os.path.abspath(os.path.expanduser(path))

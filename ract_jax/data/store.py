@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from ract_jax.data import formats, textio
 from ract_jax.data.csr import ProcessedData
-from ract_jax.data.errors import DataError
+from ract_jax.data.errors import DamagedFileError, DataError
 from ract_jax.data.processed import (FORMAT_VERSION, LIANG_FILES, counts, describe, is_complete,
                                      is_liang_dir, load_processed, read_liang_csv, read_meta,
                                      split_to_processed, write_liang_csv, write_processed)
@@ -103,47 +103,44 @@ def _why_changed(meta_old: dict, inputs_new: dict) -> str:
                                     f"{FORMAT_VERSION} or an incomplete directory")
 
 
-def _reuse(target: str, key: str, inputs_new: dict, log: Log) -> bool:
-  """Whether `target` already serves `key` (then nothing is written); DataError if it must not be
-  replaced (a directory that is not a processed directory)."""
-  meta_old = read_meta(target)
-  if meta_old is not None and meta_old.get("cache_key") == key and is_complete(target):
-    log(f"data: using cached processed data {target} (cache key {key[:12]})")
-    return True
+def _reuse(target: str, key: str, inputs_new: dict, in_cache: bool, log: Log):
+  """The loaded processed data at `target` if it can serve `key`, else None (then re-prepare).
+
+  In the cache, a directory that fails to load is reported and re-prepared; a user-given
+  processed_dir that fails to load, or holds something else, is a DataError (it is never replaced
+  unless it is a processed directory of another key).
+  """
+  try:
+    meta_old = read_meta(target)
+    if meta_old is not None and meta_old.get("cache_key") == key and is_complete(target):
+      data = load_processed(target)
+      log(f"data: using cached processed data {target} (cache key {key[:12]})")
+      return data
+  except DamagedFileError as e:
+    if not in_cache:
+      raise
+    log(f"data: warning: {e.file} cannot be read ({e.problem}); re-preparing {target} from the "
+        f"raw data")
+    return None
   if not os.path.lexists(target):
-    return False
+    return None
   if meta_old is not None:
     log(f"data: re-preparing {target}: it holds cache key {str(meta_old.get('cache_key'))[:12]}, "
         f"need {key[:12]} ({_why_changed(meta_old, inputs_new)})")
-    return False
+    return None
   if is_liang_dir(target):
     log(f"data: {target} holds the authors' Liang CSVs (no meta.json); using it as is. Its "
         f"protocol parameters cannot be checked, and config.data.raw_path is not read.")
-    return True
+    return load_processed(target)
   if os.path.isdir(target) and not os.listdir(target):
-    return False
+    return None
   raise DataError(f"config.data.processed_dir={target} exists but is not a processed directory; "
                   f"refusing to overwrite it. Remove it or choose another "
                   f"--config.data.processed_dir.")
 
 
-def prepare_dataset(data_config, log: Log = print) -> str:
-  """Reads the raw data, runs the protocol and writes the processed directory, unless cached.
-
-  If the processed directory already holds a complete dataset with the same cache key, nothing is
-  done; if it holds another key, it is re-prepared (replaced atomically) and the log says why.
-
-  Args:
-    data_config: the `config.data` block.
-    log: callable(str) for progress and cache messages.
-
-  Returns:
-    The absolute path of the processed directory.
-
-  Raises:
-    DataError: missing / malformed input, parameters that do not fit the data, or a
-      processed_dir that holds something else.
-  """
+def _prepare(data_config, log: Log) -> ProcessedData:
+  """prepare_dataset, returning the loaded data (every path ends with a successful load)."""
   t0 = time.time()
   textio.id_type_of(data_config)
   fmt = formats.get(data_config.format)
@@ -159,11 +156,13 @@ def prepare_dataset(data_config, log: Log = print) -> str:
   fps = _fingerprints(files)
   key = cache_key(data_config, fps)
   target = processed_dir_for(data_config, key)
+  in_cache = not data_config.processed_dir
   reader = formats.reader_params(data_config)
   inputs_new = {"protocol": params.to_dict(), "reader": reader,
                 "inputs": {str(i): v for i, v in enumerate(fps)}}
-  if _reuse(target, key, inputs_new, log):
-    return target
+  data = _reuse(target, key, inputs_new, in_cache, log)
+  if data is not None:
+    return data
   log(f"data: preparing {data_config.name} ({data_config.format}) from "
       f"{', '.join(files[:3]) + (' ...' if len(files) > 3 else '') if files else 'synthetic'}")
   df = fmt.read(files, data_config)
@@ -178,11 +177,34 @@ def prepare_dataset(data_config, log: Log = print) -> str:
           "stats": split.stats, "created_unix": time.time()}
   write_processed(split, target, meta)
   log(f"data: wrote {target} in {time.time() - t0:.1f}s")
-  return target
+  return load_processed(target)
+
+
+def prepare_dataset(data_config, log: Log = print) -> str:
+  """Reads the raw data, runs the protocol and writes the processed directory, unless cached.
+
+  If the processed directory already holds a complete dataset with the same cache key and it
+  loads, nothing is written; if it holds another key, it is re-prepared (replaced atomically) and
+  the log says why. A cached directory that fails to load (a damaged file) is reported and
+  re-prepared.
+
+  Args:
+    data_config: the `config.data` block.
+    log: callable(str) for progress and cache messages.
+
+  Returns:
+    The absolute path of the processed directory.
+
+  Raises:
+    DataError: missing / malformed input, parameters that do not fit the data, a processed_dir
+      that holds something else, or a user-given processed_dir that fails to load (the message
+      names the file).
+  """
+  return _prepare(data_config, log).path
 
 
 def load_dataset(data_config, log: Log = print) -> ProcessedData:
-  """`prepare_dataset` then `load_processed`.
+  """`prepare_dataset`, then the loaded processed directory (loaded once).
 
   Args:
     data_config: the `config.data` block.
@@ -191,4 +213,4 @@ def load_dataset(data_config, log: Log = print) -> ProcessedData:
   Returns:
     The ProcessedData.
   """
-  return load_processed(prepare_dataset(data_config, log=log))
+  return _prepare(data_config, log)
