@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 from configs import ml20m, msd
-from ract_jax.data import blockio, processed, protocol, store
+from ract_jax.data import atomic_dir, blockio, processed, protocol, store
 from ract_jax.data.errors import DataError
 
 
@@ -361,3 +364,84 @@ def test_damaged_processed_dir_of_the_user_is_an_error(tmp_path, name):
   with pytest.raises(DataError, match="cannot be read"):
     store.load_processed(path)
   assert sorted(os.listdir(path)) == before  # The user's directory is not touched.
+
+
+# ---- Scratch directories of killed preparations. ---------------------------------------------
+
+
+def _scratch(parent, name: str, age_s: float = 0.0) -> str:
+  path = os.path.join(parent, name)
+  os.makedirs(path)
+  with open(os.path.join(path, "train.csv"), "w") as f:
+    f.write("uid,sid\n")
+  if age_s:
+    t = os.stat(path).st_mtime - age_s
+    for p in (os.path.join(path, "train.csv"), path):
+      os.utime(p, (t, t))
+  return path
+
+
+def _dead_pid() -> int:
+  p = subprocess.Popen([sys.executable, "-c", "pass"])
+  p.wait()
+  return p.pid
+
+
+def test_stale_scratch_directories_are_removed(tmp_path):
+  host = atomic_dir._host()
+  day = atomic_dir.STALE_AFTER_S
+  stale = [_scratch(tmp_path, f".proc.tmp-{host}-{_dead_pid()}-abcd1234"),  # Its process ended.
+           _scratch(tmp_path, f".proc.old-{host}-{_dead_pid()}-abcd1235"),
+           _scratch(tmp_path, ".proc.tmp-otherhost-1-abcd1236", age_s=day + 60),  # Abandoned.
+           _scratch(tmp_path, ".proc.tmp-q1w2e3r4", age_s=day + 60)]  # Format version 1's name.
+  live = [_scratch(tmp_path, f".proc.tmp-{host}-{os.getpid()}-abcd1237"),  # Running (us).
+          _scratch(tmp_path, ".proc.tmp-otherhost-1-abcd1238", age_s=day - 600),  # Recent.
+          _scratch(tmp_path, ".other.tmp-otherhost-1-abcd1239", age_s=day + 60)]  # Not ours.
+  # A dead pid in the name, but a live process holds the lock (pid namespaces, reused pids).
+  held = _scratch(tmp_path, f".proc.tmp-{host}-{_dead_pid()}-abcd1240")
+  fd = os.open(held, os.O_RDONLY)
+  fcntl.flock(fd, fcntl.LOCK_EX)
+  lines, log = _quiet()
+  try:
+    store.prepare_dataset(_cfg(tmp_path), log=log)  # processed_dir = tmp_path/proc
+  finally:
+    os.close(fd)
+  for p in stale:
+    assert not os.path.exists(p) and any(f"removed stale temporary directory {p}" in l
+                                         for l in lines), (p, lines)
+  assert all(os.path.isdir(p) for p in live + [held])
+  assert any("which has ended" in l for l in lines) and any("untouched for 24 hours" in l
+                                                            for l in lines)
+
+
+_KILLED_WRITER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from ract_jax.data import atomic_dir
+def fill(tmp):
+  open(tmp + "/train.csv", "w").close()
+  print("writing", flush=True)
+  time.sleep(600)
+atomic_dir.write_atomically(sys.argv[2], fill)
+"""
+
+
+def test_killed_preparation_leaves_scratch_that_the_next_one_removes(tmp_path):
+  target = str(tmp_path / "proc")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, repo, target],
+                           stdout=subprocess.PIPE, text=True)
+  try:
+    assert child.stdout.readline().strip() == "writing"
+    (scratch,) = [p for p in os.listdir(tmp_path) if p.startswith(".proc.tmp-")]
+    # While it writes, its directory is never removed.
+    assert atomic_dir.remove_stale_scratch(str(tmp_path), _quiet()[1]) == []
+  finally:
+    child.kill()
+    child.wait()
+  assert os.path.isdir(tmp_path / scratch)  # SIGKILL: no cleanup ran.
+  lines, log = _quiet()
+  store.prepare_dataset(_cfg(tmp_path), log=log)
+  assert not os.path.exists(tmp_path / scratch)
+  assert any(scratch in l and "which has ended" in l for l in lines), lines
+  assert sorted(os.listdir(tmp_path)) == ["proc"]

@@ -16,7 +16,7 @@ import os
 import time
 from typing import Callable, Sequence
 
-from ract_jax.data import formats, textio
+from ract_jax.data import atomic_dir, formats, textio
 from ract_jax.data.csr import ProcessedData
 from ract_jax.data.errors import DamagedFileError, DataError
 from ract_jax.data.processed import (FORMAT_VERSION, LIANG_FILES, counts, describe, is_complete,
@@ -157,6 +157,9 @@ def _prepare(data_config, log: Log) -> ProcessedData:
   key = cache_key(data_config, fps)
   target = processed_dir_for(data_config, key)
   in_cache = not data_config.processed_dir
+  # In the cache every scratch directory is ours; beside a user's directory, only its own.
+  atomic_dir.remove_stale_scratch(os.path.dirname(target), log,
+                                  None if in_cache else os.path.basename(target))
   reader = formats.reader_params(data_config)
   inputs_new = {"protocol": params.to_dict(), "reader": reader,
                 "inputs": {str(i): v for i, v in enumerate(fps)}}
@@ -186,7 +189,7 @@ def prepare_dataset(data_config, log: Log = print) -> str:
   If the processed directory already holds a complete dataset with the same cache key and it
   loads, nothing is written; if it holds another key, it is re-prepared (replaced atomically) and
   the log says why. A cached directory that fails to load (a damaged file) is reported and
-  re-prepared.
+  re-prepared. Stale scratch directories of killed preparations beside it are removed.
 
   Args:
     data_config: the `config.data` block.
