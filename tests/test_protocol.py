@@ -147,6 +147,7 @@ def test_matches_reference_on_ml_latest_small(tmp_path):
                 min_user_count=5)
   _assert_same_files(str(tmp_path / "ours"), str(tmp_path / "ref"))
   assert split.n_users == 603 and len(split.train) > 0
+  assert split.stats["duplicates_dropped"] == 0  # Liang's data has none: the split is unchanged.
 
 
 def test_matches_reference_on_ml1m_implicit(tmp_path):
@@ -161,8 +162,10 @@ def test_matches_reference_on_ml1m_implicit(tmp_path):
   raw = pd.DataFrame({"userId": users, "movieId": items, "rating": np.nan})
   liang_reference(raw, str(tmp_path / "ref"), n_heldout_users=600, discard_ratings_below=None)
   ours = pd.DataFrame({"user": users, "item": items, "rating": np.nan})
-  _ours(ours, str(tmp_path / "ours"), heldout_users=600, rating_threshold=None, min_user_count=5)
+  split = _ours(ours, str(tmp_path / "ours"), heldout_users=600, rating_threshold=None,
+                min_user_count=5)
   _assert_same_files(str(tmp_path / "ours"), str(tmp_path / "ref"))
+  assert split.stats["duplicates_dropped"] == 0
 
 
 def _random_string_id_data(seed: int, n_users: int, n_items: int, n_rows: int) -> pd.DataFrame:
@@ -283,3 +286,67 @@ def test_params_from_config():
   p = protocol.ProtocolParams.from_config(msd.get_config().data)
   assert p == protocol.ProtocolParams(heldout_users=50_000, rating_threshold=None,
                                       min_item_count=200, min_user_count=20)
+
+
+# ------------------------------------------------------------------------------------------------
+# Duplicate (user, item) rows.
+# ------------------------------------------------------------------------------------------------
+
+
+def _parts(s: protocol.LiangSplit) -> list:
+  return [(p.uid.tolist(), p.sid.tolist()) for p in
+          (s.train, s.validation_tr, s.validation_te, s.test_tr, s.test_te)]
+
+
+@pytest.mark.parametrize("how", ["each_row_twice", "file_twice", "first_rows_again_at_the_end"])
+def test_duplicate_rows_keep_the_first(how):
+  df = _toy(n_users=60, per_user=12)
+  params = protocol.ProtocolParams(heldout_users=8)
+  clean = protocol.run_protocol(df, params)
+  if how == "each_row_twice":
+    dup = df.loc[df.index.repeat(2)]
+  elif how == "file_twice":
+    dup = pd.concat([df, df])
+  else:  # Keeping the last row of a pair would move these items to the end of their users' rows.
+    dup = pd.concat([df, df.groupby("user").head(1)])
+  lines = []
+  split = protocol.run_protocol(dup.reset_index(drop=True), params, log=lines.append)
+  assert split.stats["duplicates_dropped"] == len(dup) - len(df) > 0
+  assert clean.stats["duplicates_dropped"] == 0
+  assert any(f"dropped {len(dup) - len(df):,} duplicate" in l for l in lines), lines
+  assert _parts(split) == _parts(clean)  # The first rows are exactly the clean data.
+  assert list(split.unique_sid) == list(clean.unique_sid)
+  for tr, te in ((split.validation_tr, split.validation_te), (split.test_tr, split.test_te)):
+    assert not set(zip(tr.uid.tolist(), tr.sid.tolist())) & set(zip(te.uid.tolist(),
+                                                                     te.sid.tolist()))
+
+
+def test_duplicates_after_threshold_and_before_filters():
+  df = _toy(n_users=40, per_user=8)
+  df["rating"] = 5.0
+  # User 100's first item again, first with a low rating (dropped by the threshold), then a high
+  # one: a pair counts once if any of its rows passes the threshold.
+  first = df.iloc[0]
+  extra = pd.DataFrame({"user": [first["user"]] * 2, "item": [first["item"]] * 2,
+                        "rating": [1.0, 5.0]})
+  split = protocol.run_protocol(pd.concat([extra, df], ignore_index=True),
+                                protocol.ProtocolParams(heldout_users=5, rating_threshold=3.5))
+  assert split.stats["rows_after_threshold"] == len(df) + 1
+  assert split.stats["duplicates_dropped"] == 1
+  # Counted before the user filter: a user with 3 distinct items written twice has 3 rows, < 5.
+  small = pd.DataFrame({"user": [1] * 6, "item": [7, 8, 9] * 2, "rating": 5.0})
+  split = protocol.run_protocol(pd.concat([df, small], ignore_index=True),
+                                protocol.ProtocolParams(heldout_users=5))
+  assert split.n_users == 40
+
+
+@pytest.mark.parametrize("rel,reader", [("ml-latest-small/ratings.csv", "ml20m"),
+                                        ("ml-100k/u.data", "ml100k"),
+                                        ("ml-1m-implicit/interactions.txt", "adjacency")])
+def test_real_samples_have_no_duplicate_pairs(rel, reader):
+  from ract_jax.data import formats  # pylint: disable=g-import-not-at-top
+  fmt = formats.get(reader)
+  df = fmt.read([_shared(rel)], {"id_type": "int"})
+  assert not df.duplicated(["user", "item"]).any()
+  split = protocol.run_protocol(df, protocol.ProtocolParams(heldout_users=50))
+  assert split.stats["duplicates_dropped"] == 0

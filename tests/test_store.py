@@ -366,6 +366,20 @@ def test_damaged_processed_dir_of_the_user_is_an_error(tmp_path, name):
   assert sorted(os.listdir(path)) == before  # The user's directory is not touched.
 
 
+def test_format_version_1_directory_is_prepared_again(tmp_path):
+  cfg = _cfg(tmp_path)
+  path = store.prepare_dataset(cfg, log=_quiet()[1])
+  meta = store.read_meta(path)
+  meta["format_version"] = 1  # What the previous version wrote, under another key.
+  meta["cache_key"] = "0" * 40
+  with open(os.path.join(path, "meta.json"), "w") as f:
+    json.dump(meta, f)
+  lines, log = _quiet()
+  data = store.load_dataset(cfg, log=log)
+  assert any("re-preparing" in l and "format version 1 -> 2" in l for l in lines), lines
+  assert data.meta["format_version"] == store.FORMAT_VERSION == 2
+
+
 # ---- Scratch directories of killed preparations. ---------------------------------------------
 
 
@@ -445,3 +459,28 @@ def test_killed_preparation_leaves_scratch_that_the_next_one_removes(tmp_path):
   assert not os.path.exists(tmp_path / scratch)
   assert any(scratch in l and "which has ended" in l for l in lines), lines
   assert sorted(os.listdir(tmp_path)) == ["proc"]
+
+
+# ---- Duplicate rows, end to end. ---------------------------------------------------------------
+
+
+def test_file_with_every_row_twice_gives_the_same_split(tmp_path):
+  # Before duplicates were dropped, a file like this put most held-out items in the fold-in too.
+  cfg = _cfg(tmp_path)
+  clean = store.load_dataset(cfg, log=_quiet()[1])
+  with open(cfg.raw_path) as f:
+    header, *rows = f.read().splitlines()
+  doubled = tmp_path / "ratings.csv"
+  doubled.write_text("\n".join([header] + [r for row in rows for r in (row, row)]) + "\n")
+  cfg2 = _cfg(tmp_path, raw_path=str(doubled), processed_dir=str(tmp_path / "proc2"))
+  lines, log = _quiet()
+  data = store.load_dataset(cfg2, log=log)
+  _same(data, clean)
+  kept = clean.meta["stats"]["rows_after_threshold"]
+  assert data.meta["stats"]["duplicates_dropped"] == kept and kept > 0
+  assert clean.meta["stats"]["duplicates_dropped"] == 0
+  assert any(f"dropped {kept:,} duplicate" in l for l in lines), lines
+  assert f"{kept:,} duplicate (user, item) rows dropped" in store.describe(data)
+  for h in (data.validation, data.test):
+    fold = h.fold_in.to_dense()
+    assert not (fold * h.held_out.to_dense()).any()

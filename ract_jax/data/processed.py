@@ -33,7 +33,8 @@ from ract_jax.data.csr import CSR, HeldOut, ProcessedData
 from ract_jax.data.errors import DamagedFileError, DataError
 from ract_jax.data.protocol import LiangSplit, Pairs
 
-FORMAT_VERSION = 1
+# 2: duplicate (user, item) rows dropped by the protocol.
+FORMAT_VERSION = 2
 LIANG_FILES = ("train.csv", "validation_tr.csv", "validation_te.csv", "test_tr.csv", "test_te.csv")
 OUR_FILES = ("meta.json", "arrays.npz", "unique_sid.txt") + LIANG_FILES
 
@@ -155,6 +156,9 @@ def describe(data: ProcessedData) -> str:
                f"(density {100.0 * c['n_interactions'] / max(c['n_users'] * n_items, 1):.3f}%)")
   if data.path:
     lines.append(f"  processed directory: {data.path}")
+  duplicates = data.meta.get("stats", {}).get("duplicates_dropped", 0)
+  if duplicates:
+    lines.append(f"  raw data:   {duplicates:,} duplicate (user, item) rows dropped (first kept)")
   t = c["train"]
   lines.append(f"  train:      {t['users']:>10,} users {t['interactions']:>12,} interactions "
                f"(density {100.0 * t['interactions'] / max(t['users'] * n_items, 1):.3f}%, "

@@ -4,7 +4,9 @@ Pure numpy / pandas (no JAX). The output is row-for-row what the authors' code w
 (reference notes, section 1 and Pitfalls 1-3), computed on integer codes so that it scales to MSD
 (48M triplets) and ML-20M on a small machine:
 
-  1. keep rows with `rating > rating_threshold` (None: keep all);
+  1. keep rows with `rating > rating_threshold` (None: keep all); then keep the first row of each
+     (user, item) pair (Liang's data has none; duplicates would put an item in both halves of a
+     held-out user's 80/20 split);
   2. one filtering pass: items with >= min_item_count rows (if > 0), then users with >= min_user_count
      rows counted on the item-filtered data (the `groupby(id).size()` counts; Pitfall 1);
   3. `unique_uid` = distinct user ids, ascending (numeric or string order); `np.random.seed(seed)`,
@@ -162,6 +164,26 @@ def _split_heldout(u: np.ndarray, i: np.ndarray, uid_of: np.ndarray, sid_of: np.
           Pairs(uid_of[us[te]].astype(np.int64), sid_of[its[te]].astype(np.int64)))
 
 
+def _first_occurrences(u: np.ndarray, i: np.ndarray, n_icodes: int) -> np.ndarray | None:
+  """Mask of the first row of each (user, item) pair, or None when every pair is distinct.
+
+  One sort of the pair keys decides (the common case: no duplicates); only then a stable argsort
+  finds, within each run of equal keys, the row that comes first in raw order.
+  """
+  key = u.astype(np.int64) * n_icodes + i  # One int64 per pair: n_users * n_items < 2**63.
+  sorted_key = np.sort(key)
+  if not (sorted_key[1:] == sorted_key[:-1]).any():
+    return None
+  del sorted_key
+  order = np.argsort(key, kind="stable")
+  key = key[order]
+  first = np.ones(len(key), dtype=bool)
+  first[1:] = key[1:] != key[:-1]
+  keep = np.empty(len(key), dtype=bool)
+  keep[order] = first
+  return keep
+
+
 def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSplit:
   """Applies the Liang et al. protocol to a reader DataFrame.
 
@@ -198,6 +220,16 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
   del keep
   n_ucodes, n_icodes = len(user_ids), len(item_ids)
 
+  # A repeated (user, item) row is one interaction: keep its first row, before the filters count
+  # rows per user and item (docs/data.md, "Duplicate rows").
+  first = _first_occurrences(u, i, n_icodes) if len(u) else None
+  stats["duplicates_dropped"] = 0 if first is None else int(len(u) - np.count_nonzero(first))
+  if first is not None:
+    u, i = u[first], i[first]
+    say(f"protocol: dropped {stats['duplicates_dropped']:,} duplicate (user, item) rows (kept the "
+        f"first row of each pair)")
+  del first
+
   # One filtering pass (reference notes section 1, Pitfall 2). Counting rows per code with bincount
   # is `groupby(id).size()`; the `as_index=False` form of the authors' code is broken on modern
   # pandas (Pitfall 1).
@@ -217,7 +249,8 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
     raise DataError(
         "No interactions left after filtering: "
         f"{stats['rows_raw']} raw rows, {stats['rows_after_threshold']} after the rating threshold "
-        f"({params.rating_threshold}), {stats['rows_after_item_filter']} after keeping items with "
+        f"({params.rating_threshold}), {stats['duplicates_dropped']} duplicate (user, item) rows "
+        f"dropped, {stats['rows_after_item_filter']} after keeping items with "
         f">= {params.min_item_count} rows, 0 after keeping users with >= {params.min_user_count} "
         f"rows. Lower --config.data.rating_threshold, --config.data.min_item_count or "
         f"--config.data.min_user_count, or check --config.data.raw_path / format.")
