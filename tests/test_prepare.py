@@ -40,6 +40,7 @@ def test_smoke_configs_end_to_end(tmp_path, name):
   for csr in (data.train, data.validation.fold_in, data.validation.held_out):
     assert csr.indices.dtype == np.int32 and csr.indptr.dtype == np.int64
     assert csr.indices.max() < data.n_items
+  assert len(data.unique_uid) == data.train.n_rows + 2 * h
   assert data.train.n_rows >= h  # At least as many training users as held-out users per split.
   text = describe(data)
   assert "train:" in text and "validation:" in text and "test:" in text

@@ -52,8 +52,8 @@ def test_layout_and_load(tmp_path):
   lines, log = _quiet()
   path = store.prepare_dataset(_cfg(tmp_path), log=log)
   assert path == str(tmp_path / "proc")
-  assert sorted(os.listdir(path)) == sorted(("arrays.npz", "meta.json", "unique_sid.txt") +
-                                            store.LIANG_FILES)
+  assert sorted(os.listdir(path)) == sorted(("arrays.npz", "meta.json", "unique_sid.txt",
+                                             "unique_uid.txt") + store.LIANG_FILES)
   with open(os.path.join(path, "train.csv")) as f:
     assert f.readline() == "uid,sid\n"
   umask = os.umask(0)
@@ -67,6 +67,16 @@ def test_layout_and_load(tmp_path):
   assert c["train"]["users"] == data.train.n_rows and c["train"]["interactions"] == data.train.nnz
   assert c["validation"]["users"] == data.validation.n_users == 5
   assert data.n_items == len(data.unique_sid) and data.path == path
+  # unique_uid.txt: the raw user id of each uid, all users (train, validation, test) in uid order.
+  assert len(data.unique_uid) == meta["stats"]["users_after_filter"] == data.train.n_rows + 10
+  raw = pd.read_csv(_cfg(tmp_path).raw_path)
+  raw_pairs = set(zip(raw["userId"].astype(str), raw["movieId"].astype(str)))
+  rows = np.repeat(np.arange(data.train.n_rows), data.train.row_lengths())
+  assert {(data.unique_uid[u], data.unique_sid[i]) for u, i in zip(rows, data.train.indices)} <= \
+      raw_pairs
+  held = data.test.held_out
+  rows = data.test.uids[np.repeat(np.arange(held.n_rows), held.row_lengths())]
+  assert {(data.unique_uid[u], data.unique_sid[i]) for u, i in zip(rows, held.indices)} <= raw_pairs
   # Every training user has items; uids are consecutive per split.
   assert data.train.row_lengths().min() > 0
   n_tr = data.train.n_rows
@@ -125,6 +135,7 @@ def test_authors_directory_loads(tmp_path):
     shutil.copy(os.path.join(path, f), theirs_dir / f)
   theirs = store.load_processed(str(theirs_dir))
   _same(ours, theirs)
+  assert theirs.unique_uid == () and len(ours.unique_uid) > 0  # The authors keep no raw user ids.
   assert theirs.meta["source"] == "liang-csv"
   assert theirs.meta["counts"] == ours.meta["counts"]
   # Written by pandas (as the authors' code does) instead of our writer: same result.
@@ -347,13 +358,21 @@ def test_damaged_cache_is_reported_and_prepared_again(tmp_path, monkeypatch, nam
   assert any(l.startswith("data: wrote") for l in lines), lines
   assert data.path == good.path
   _same(data, good)
+  assert data.unique_uid == good.unique_uid
 
 
-@pytest.mark.parametrize("name", ["arrays.npz", "meta.json"])
+@pytest.mark.parametrize("name", ["arrays.npz", "meta.json", "unique_uid.txt"])
 def test_damaged_processed_dir_of_the_user_is_an_error(tmp_path, name):
   cfg = _cfg(tmp_path)
   path = store.prepare_dataset(cfg, log=_quiet()[1])
-  file = _damage(path, name, "truncated")
+  if name == "unique_uid.txt":  # Readable, but fewer users than the arrays hold.
+    with open(os.path.join(path, name)) as f:
+      lines = f.read().splitlines()
+    with open(os.path.join(path, name), "w") as f:
+      f.write("\n".join(lines[:3]) + "\n")
+    file = os.path.join(path, name)
+  else:
+    file = _damage(path, name, "truncated")
   before = sorted(os.listdir(path))
   for call in (store.load_dataset, store.prepare_dataset):
     with pytest.raises(DataError) as e:
@@ -370,14 +389,16 @@ def test_format_version_1_directory_is_prepared_again(tmp_path):
   cfg = _cfg(tmp_path)
   path = store.prepare_dataset(cfg, log=_quiet()[1])
   meta = store.read_meta(path)
-  meta["format_version"] = 1  # What the previous version wrote, under another key.
+  meta["format_version"] = 1  # What the previous version wrote: no unique_uid.txt, another key.
   meta["cache_key"] = "0" * 40
   with open(os.path.join(path, "meta.json"), "w") as f:
     json.dump(meta, f)
+  os.remove(os.path.join(path, "unique_uid.txt"))
+  assert store.load_processed(path).unique_uid == ()  # Still loads, without raw user ids.
   lines, log = _quiet()
   data = store.load_dataset(cfg, log=log)
   assert any("re-preparing" in l and "format version 1 -> 2" in l for l in lines), lines
-  assert data.meta["format_version"] == store.FORMAT_VERSION == 2
+  assert data.meta["format_version"] == store.FORMAT_VERSION == 2 and len(data.unique_uid) > 0
 
 
 # ---- Scratch directories of killed preparations. ---------------------------------------------
@@ -476,6 +497,7 @@ def test_file_with_every_row_twice_gives_the_same_split(tmp_path):
   lines, log = _quiet()
   data = store.load_dataset(cfg2, log=log)
   _same(data, clean)
+  assert data.unique_uid == clean.unique_uid
   kept = clean.meta["stats"]["rows_after_threshold"]
   assert data.meta["stats"]["duplicates_dropped"] == kept and kept > 0
   assert clean.meta["stats"]["duplicates_dropped"] == 0

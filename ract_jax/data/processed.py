@@ -7,13 +7,15 @@ Layout (everything directly inside the directory):
       (pandas `to_csv(index=False)`), so their loaders read ours and ours read theirs.
   unique_sid.txt
       raw item ids, one per line; line number = sid.
+  unique_uid.txt
+      raw user ids, one per line; line number = uid (train users, then validation, then test).
   arrays.npz
       the CSR arrays (`train_indptr`, `train_indices`, and for `validation` / `test`: `_uids`,
       `_fold_in_indptr`, `_fold_in_indices`, `_held_out_indptr`, `_held_out_indices`), uncompressed.
   meta.json
       counts per split, protocol parameters, input fingerprints, `cache_key`, `format_version`.
 
-`load_processed` reads arrays.npz + unique_sid.txt + meta.json. A directory written by the authors'
+`load_processed` reads arrays.npz + the id files + meta.json. A directory written by the authors'
 code (CSVs + unique_sid.txt only) loads too: the arrays are then built from the CSVs.
 """
 
@@ -33,10 +35,10 @@ from ract_jax.data.csr import CSR, HeldOut, ProcessedData
 from ract_jax.data.errors import DamagedFileError, DataError
 from ract_jax.data.protocol import LiangSplit, Pairs
 
-# 2: duplicate (user, item) rows dropped by the protocol.
+# 2: unique_uid.txt; duplicate (user, item) rows dropped by the protocol.
 FORMAT_VERSION = 2
 LIANG_FILES = ("train.csv", "validation_tr.csv", "validation_te.csv", "test_tr.csv", "test_te.csv")
-OUR_FILES = ("meta.json", "arrays.npz", "unique_sid.txt") + LIANG_FILES
+OUR_FILES = ("meta.json", "arrays.npz", "unique_sid.txt", "unique_uid.txt") + LIANG_FILES
 
 
 # ---- The Liang CSVs. -----------------------------------------------------------------------------
@@ -90,8 +92,8 @@ def _check_pairs(name: str, pairs: Pairs, n_items: int) -> None:
                     f"unique_sid.txt.")
 
 
-def split_to_processed(split: dict, unique_sid: Sequence[str], meta: dict,
-                       path: str = "") -> ProcessedData:
+def split_to_processed(split: dict, unique_sid: Sequence[str], meta: dict, path: str = "",
+                       unique_uid: Sequence[str] = ()) -> ProcessedData:
   """Builds the ProcessedData from the five CSVs' pairs.
 
   Args:
@@ -99,6 +101,7 @@ def split_to_processed(split: dict, unique_sid: Sequence[str], meta: dict,
     unique_sid: raw item ids, position = sid.
     meta: the meta dict to attach.
     path: the directory (for ProcessedData.path).
+    unique_uid: raw user ids, position = uid (empty if unknown).
   """
   n_items = len(unique_sid)
   for k, v in split.items():
@@ -106,7 +109,8 @@ def split_to_processed(split: dict, unique_sid: Sequence[str], meta: dict,
   return ProcessedData(train=_train_csr(split["train"], n_items),
                        validation=_heldout(split["validation_tr"], split["validation_te"], n_items),
                        test=_heldout(split["test_tr"], split["test_te"], n_items),
-                       unique_sid=tuple(str(s) for s in unique_sid), meta=meta, path=path)
+                       unique_sid=tuple(str(s) for s in unique_sid), meta=meta, path=path,
+                       unique_uid=tuple(str(u) for u in unique_uid))
 
 
 def _arrays(data: ProcessedData) -> dict:
@@ -184,7 +188,7 @@ def _damaged(path: str, name: str, problem: str) -> DamagedFileError:
 
 
 def _read_ids(path: str, name: str) -> tuple:
-  """The lines of an id file (`unique_sid.txt`) of directory `path`."""
+  """The lines of an id file (`unique_sid.txt`, `unique_uid.txt`) of directory `path`."""
   try:
     with open(os.path.join(path, name), "r", encoding="utf-8") as f:
       lines = f.read().split("\n")
@@ -226,6 +230,7 @@ def read_meta(path: str) -> dict | None:
 
 def _load_ours(path: str, meta: dict) -> ProcessedData:
   unique_sid = _read_ids(path, "unique_sid.txt")
+  unique_uid = _read_ids(path, "unique_uid.txt") if meta.get("format_version", 1) >= 2 else ()
   try:
     with np.load(os.path.join(path, "arrays.npz")) as z:
       a = {k: z[k] for k in z.files}
@@ -241,21 +246,26 @@ def _load_ours(path: str, meta: dict) -> ProcessedData:
   if n_items != len(unique_sid):
     raise _damaged(path, "unique_sid.txt", f"{len(unique_sid)} lines, but arrays.npz has {n_items} "
                    f"items")
+  n_users = max([train.n_rows] + [int(h.uids.max()) + 1 for h in heldouts.values() if h.n_users])
+  if unique_uid and len(unique_uid) < n_users:
+    raise _damaged(path, "unique_uid.txt", f"{len(unique_uid)} lines, but arrays.npz has uids up "
+                   f"to {n_users - 1}")
   return ProcessedData(train=train, validation=heldouts["validation"], test=heldouts["test"],
-                       unique_sid=unique_sid, meta=meta, path=path)
+                       unique_sid=unique_sid, meta=meta, path=path, unique_uid=unique_uid)
 
 
 def load_processed(path: str) -> ProcessedData:
   """Loads a processed directory.
 
-  Reads arrays.npz + unique_sid.txt + meta.json when present (fast); for a directory written by the
+  Reads arrays.npz + the id files + meta.json when present (fast); for a directory written by the
   authors' code (only the Liang CSVs + unique_sid.txt) builds the arrays from the CSVs.
 
   Args:
     path: the processed directory.
 
   Returns:
-    The ProcessedData (rows and item order exactly as in the CSVs).
+    The ProcessedData (rows and item order exactly as in the CSVs; `unique_uid` empty for the
+    authors' directories, which do not record raw user ids).
 
   Raises:
     DamagedFileError: a file of the directory cannot be read (the message names it).
@@ -290,6 +300,7 @@ def _write_ids(path: str, ids) -> None:
 
 def _write_contents(tmp: str, split: LiangSplit, meta: dict) -> None:
   _write_ids(os.path.join(tmp, "unique_sid.txt"), split.unique_sid)
+  _write_ids(os.path.join(tmp, "unique_uid.txt"), split.unique_uid)
   parts = {"train": split.train, "validation_tr": split.validation_tr,
            "validation_te": split.validation_te, "test_tr": split.test_tr,
            "test_te": split.test_te}

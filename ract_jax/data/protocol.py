@@ -13,7 +13,7 @@ Pure numpy / pandas (no JAX). The output is row-for-row what the authors' code w
      `permutation(n_users)`; train = first n - 2H, validation = next H, test = last H (at least H
      training users are required);
   4. `unique_sid = pd.unique(train_plays.item)` (first appearance in raw order); sid = position;
-     uid = position in the permuted user list;
+     uid = position in the permuted user list (`unique_uid`);
   5. validation / test plays restricted to unique_sid, then the 80/20 split: re-seed, users in
      ascending raw id, `np.random.choice(n, int(0.2 n), replace=False)` held out for n >= 5.
 """
@@ -84,6 +84,8 @@ class LiangSplit:
   Attributes:
     train, validation_tr, validation_te, test_tr, test_te: the five CSVs' rows.
     unique_sid: object `[n_items]` raw item ids as strings (the lines of `unique_sid.txt`).
+    unique_uid: object `[n_users]` raw user ids as strings, position = uid (train users, then
+      validation, then test, in the permutation's order; the lines of `unique_uid.txt`).
     n_users: users after filtering (train + validation + test).
     n_train_users: users 0 .. n_train_users-1 are the training users.
     stats: row and id counts after each step (for meta.json and logs).
@@ -95,6 +97,7 @@ class LiangSplit:
   test_tr: Pairs
   test_te: Pairs
   unique_sid: np.ndarray
+  unique_uid: np.ndarray
   n_users: int
   n_train_users: int
   stats: dict
@@ -182,6 +185,13 @@ def _first_occurrences(u: np.ndarray, i: np.ndarray, n_icodes: int) -> np.ndarra
   keep = np.empty(len(key), dtype=bool)
   keep[order] = first
   return keep
+
+
+def _as_strings(ids: np.ndarray) -> np.ndarray:
+  """Raw ids as an object array of str (integers in decimal, as pandas writes them)."""
+  if ids.dtype.kind in "iu":
+    return np.asarray([str(x) for x in ids.tolist()], dtype=object)
+  return np.asarray(ids, dtype=object).astype(str).astype(object)
 
 
 def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSplit:
@@ -282,6 +292,7 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
   role[unique_uid[n_tr + h:]] = 2
   uid_of = np.full(n_ucodes, -1, dtype=np.int64)
   uid_of[unique_uid] = np.arange(n_users, dtype=np.int64)
+  raw_uid = _as_strings(user_ids[unique_uid])
   del unique_uid, perm
 
   r = role[u]
@@ -302,12 +313,9 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
     splits[name] = _split_heldout(u[m], i[m], uid_of, sid_of, params)
   del r, known, u, i
 
-  if item_ids.dtype.kind in "iu":
-    unique_sid = np.asarray([str(x) for x in item_ids[sid_codes].tolist()], dtype=object)
-  else:
-    unique_sid = np.asarray(item_ids[sid_codes], dtype=object).astype(str).astype(object)
   stats.update(n_train_users=n_tr, n_heldout_users=h, n_items=int(len(sid_codes)))
   return LiangSplit(train=train, validation_tr=splits["validation"][0],
                     validation_te=splits["validation"][1], test_tr=splits["test"][0],
-                    test_te=splits["test"][1], unique_sid=unique_sid, n_users=n_users,
+                    test_te=splits["test"][1], unique_sid=_as_strings(item_ids[sid_codes]),
+                    unique_uid=raw_uid, n_users=n_users,
                     n_train_users=n_tr, stats=stats)
