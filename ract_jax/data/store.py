@@ -4,8 +4,8 @@
   load_dataset(config.data) -> ProcessedData
 
 The cache key covers every `config.data` key that changes the output plus fingerprints of the input
-files. The directory layout, loading and atomic writing live in `processed.py` (its public names
-are importable from here too).
+files. The directory layout, loading and writing live in `processed.py` (its public names, and
+`format_lines` from `blockio.py`, are importable from here too, as before the split).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 from typing import Callable, Sequence
 
 from ract_jax.data import atomic_dir, formats, textio
+from ract_jax.data.blockio import format_lines
 from ract_jax.data.csr import ProcessedData
 from ract_jax.data.errors import DamagedFileError, DataError
 from ract_jax.data.processed import (FORMAT_VERSION, LIANG_FILES, counts, describe, is_complete,
@@ -28,9 +29,10 @@ _FINGERPRINT_BYTES = 1 << 20  # sha1 over the first and the last MiB of each inp
 
 Log = Callable[[str], None]
 
+# The names store.py had before processed.py and blockio.py took them over stay importable here.
 __all__ = ["FORMAT_VERSION", "LIANG_FILES", "cache_key", "cache_root", "counts", "describe",
-           "fingerprint", "is_complete", "is_liang_dir", "load_dataset", "load_processed",
-           "prepare_dataset", "processed_dir_for", "read_liang_csv", "read_meta",
+           "fingerprint", "format_lines", "is_complete", "is_liang_dir", "load_dataset",
+           "load_processed", "prepare_dataset", "processed_dir_for", "read_liang_csv", "read_meta",
            "split_to_processed", "write_liang_csv", "write_processed"]
 
 
