@@ -8,7 +8,8 @@ half-star ratings so the 3.5 threshold applies, ~20M rows; MSD `train_triplets.t
 ids and 'SO...' song ids, ~48M triplets, 1M users, 380k songs; optionally Netflix: one Kaggle
 `combined_data` file, ~100M ratings), then runs `prepare_dataset` with the dataset's config (configs/ml20m.py, configs/msd.py: H = 10k / 50k, MSD min_item 200 / min_user 20)
 in a fresh subprocess, so that each peak RSS (`resource.getrusage(...).ru_maxrss`) is its own. Also
-times a second `prepare_dataset` (cache hit) and `load_processed`.
+times a second `prepare_dataset` (cache hit: it loads the cached directory to check it) and
+`load_processed`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def _maxrss_mb() -> float:
 
 
 def child_generate(name: str, path: str, scale: float) -> dict:
-  from ract_jax.data import synthetic  # pylint: disable=g-import-not-at-top
+  from ract_jax.data.formats import synthetic  # pylint: disable=g-import-not-at-top
   spec = dict(SPECS[name])
   spec["n_users"] = max(100, int(spec["n_users"] * scale))
   t = time.time()

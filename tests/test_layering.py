@@ -106,3 +106,38 @@ def test_the_layering_check_catches_an_upward_import(tmp_path):
   deps = _imports("ract_jax.evaluate", str(path), modules)
   assert "ract_jax.train.trainer" in deps
   assert _layer("ract_jax.train.trainer") > _layer("ract_jax.evaluate")
+
+
+# Inside ract_jax/data, each module imports only modules before it, and none imports JAX.
+DATA_LAYERS = ["errors", "csr", "textio", "blockio", "atomic_dir", "formats", "protocol", "processed",
+          "store", "prepare"]
+
+
+def _data_imports(path: str) -> set:
+  tree = ast.parse(open(path).read())
+  out = set()
+  for node in ast.walk(tree):
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ract_jax.data"):
+      rest = node.module.split(".")[2:]
+      out |= {rest[0]} if rest else {a.name for a in node.names}
+    elif isinstance(node, ast.Import):
+      out |= {a.name.split(".")[2] for a in node.names if a.name.startswith("ract_jax.data.")}
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+      names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+      assert not any(n == "jax" or n.startswith("jax.") for n in names), (path, names)
+  return out
+
+
+def test_data_layers_import_one_way():
+  root = os.path.join(ROOT, "ract_jax", "data")
+  found = set()
+  for dirpath, _, files in os.walk(root):
+    for f in files:
+      if not f.endswith(".py") or (dirpath == root and f == "__init__.py"):
+        continue
+      rel = os.path.relpath(os.path.join(dirpath, f), root)
+      layer = rel.split(os.sep)[0].removesuffix(".py")
+      found.add(layer)
+      for dep in _data_imports(os.path.join(dirpath, f)) - {layer}:
+        assert dep in DATA_LAYERS and DATA_LAYERS.index(dep) < DATA_LAYERS.index(layer), (rel, dep)
+  assert found == set(DATA_LAYERS)

@@ -1,4 +1,5 @@
-"""End to end: the `:smoke` configs through prepare + load, `describe`, and the command line."""
+"""End to end: the `:smoke` configs through prepare + load, `describe`, the command line, and the
+package's shape (one-way layers, no JAX)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,21 @@ from ract_jax.data import DataError, describe, load_dataset
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("name", ["ml20m", "netflix", "msd", "ml1m", "custom", "default"])
+SMOKE_CONFIGS = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "configs"))
+                       if f.endswith(".py") and f not in ("__init__.py", "base.py"))
+
+
+def test_every_config_is_tested():
+  assert set(SMOKE_CONFIGS) >= {"ml20m", "netflix", "msd", "ml1m", "custom", "default", "ml100k",
+                                "ml_latest_small", "ml1m_implicit"}
+
+
+@pytest.mark.parametrize("name", SMOKE_CONFIGS)
 def test_smoke_configs_end_to_end(tmp_path, name):
   cfg = importlib.import_module(f"configs.{name}").get_config("smoke")
   cfg.data.processed_dir = str(tmp_path / "p")
+  if cfg.data.raw_path and not os.path.exists(cfg.data.raw_path):
+    pytest.skip(f"{cfg.data.raw_path} is absent (the real samples live in ../shared/data)")
   data = load_dataset(cfg.data, log=lambda _: None)
   h = cfg.data.heldout_users
   assert data.validation.n_users == h and data.test.n_users == h
@@ -27,6 +39,8 @@ def test_smoke_configs_end_to_end(tmp_path, name):
   for csr in (data.train, data.validation.fold_in, data.validation.held_out):
     assert csr.indices.dtype == np.int32 and csr.indptr.dtype == np.int64
     assert csr.indices.max() < data.n_items
+  assert len(data.unique_uid) == data.train.n_rows + 2 * h
+  assert data.train.n_rows >= h  # At least as many training users as held-out users per split.
   text = describe(data)
   assert "train:" in text and "validation:" in text and "test:" in text
   assert f"{data.n_items:,} items" in text and "density" in text
@@ -62,8 +76,19 @@ def test_cli_too_many_heldout_users(tmp_path):
   r = _cli("--config=configs/ml1m.py:smoke", "--config.data.heldout_users=40",
            f"--config.data.processed_dir={tmp_path}/p")
   assert r.returncode == 1 and "Traceback" not in r.stderr
-  assert "--config.data.heldout_users" in r.stderr and "heldout_users=40" in r.stderr
+  assert "--config.data.heldout_users to at most" in r.stderr and "heldout_users=40" in r.stderr
+  assert "training users" in r.stderr
   assert not os.path.exists(tmp_path / "p")
+
+
+def test_cli_damaged_processed_dir(tmp_path):
+  out = tmp_path / "p"
+  args = ("--config=configs/ml20m.py:smoke", f"--config.data.processed_dir={out}")
+  assert _cli(*args).returncode == 0
+  (out / "arrays.npz").write_bytes(b"garbage")
+  r = _cli(*args)
+  assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+  assert f"{out}/arrays.npz: cannot be read" in r.stderr and "delete it" in r.stderr
 
 
 def test_data_error_is_value_error():

@@ -3,7 +3,8 @@
 `liang_reference` below is a straightforward, loop-based port of RaCT's `setup_data.py`
 (`process_unzipped_data`, itself Liang's notebook), with the one fix modern pandas needs:
 `groupby(id).size()` instead of the `as_index=False` form (reference notes, Pitfall 1). Our
-vectorised implementation must write the same five CSVs and unique_sid.txt, byte for byte.
+vectorised implementation must write the same five CSVs and unique_sid.txt, byte for byte, and
+record the same uid -> raw user id map (the port returns its permuted `unique_uid`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 import pytest
 
 from ract_jax.data import protocol, store
-from ract_jax.data.readers import DataError
+from ract_jax.data.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared", "data")
@@ -27,8 +28,11 @@ SHARED = os.path.join(REPO, "..", "shared", "data")
 
 
 def liang_reference(raw_data: pd.DataFrame, out_dir: str, *, n_heldout_users: int,
-                    discard_ratings_below=3.5, min_sc=0, min_uc=5) -> None:
-  """Writes pro_sg-style files for raw_data (columns userId, movieId, rating) into out_dir."""
+                    discard_ratings_below=3.5, min_sc=0, min_uc=5) -> list:
+  """Writes pro_sg-style files for raw_data (columns userId, movieId, rating) into out_dir.
+
+  Returns the permuted `unique_uid` (raw user id of each uid), which the authors keep in memory.
+  """
   if discard_ratings_below is not None:
     raw_data = raw_data[raw_data["rating"] > discard_ratings_below]
 
@@ -100,6 +104,7 @@ def liang_reference(raw_data: pd.DataFrame, out_dir: str, *, n_heldout_users: in
   numerize(vad_plays_te).to_csv(os.path.join(out_dir, "validation_te.csv"), index=False)
   numerize(test_plays_tr).to_csv(os.path.join(out_dir, "test_tr.csv"), index=False)
   numerize(test_plays_te).to_csv(os.path.join(out_dir, "test_te.csv"), index=False)
+  return list(unique_uid)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -141,12 +146,14 @@ def _shared(rel: str) -> str:
 def test_matches_reference_on_ml_latest_small(tmp_path):
   path = _shared("ml-latest-small/ratings.csv")
   raw = pd.read_csv(path, header=0)  # As the authors read ratings.csv.
-  liang_reference(raw, str(tmp_path / "ref"), n_heldout_users=50)
+  ref_uid = liang_reference(raw, str(tmp_path / "ref"), n_heldout_users=50)
   ours = pd.DataFrame({"user": raw["userId"], "item": raw["movieId"], "rating": raw["rating"]})
   split = _ours(ours, str(tmp_path / "ours"), heldout_users=50, rating_threshold=3.5,
                 min_user_count=5)
   _assert_same_files(str(tmp_path / "ours"), str(tmp_path / "ref"))
   assert split.n_users == 603 and len(split.train) > 0
+  assert list(split.unique_uid) == [str(x) for x in ref_uid]
+  assert split.stats["duplicates_dropped"] == 0  # Liang's data has none: the split is unchanged.
 
 
 def test_matches_reference_on_ml1m_implicit(tmp_path):
@@ -159,10 +166,14 @@ def test_matches_reference_on_ml1m_implicit(tmp_path):
         users += [toks[0]] * (len(toks) - 1)
         items += toks[1:]
   raw = pd.DataFrame({"userId": users, "movieId": items, "rating": np.nan})
-  liang_reference(raw, str(tmp_path / "ref"), n_heldout_users=600, discard_ratings_below=None)
+  ref_uid = liang_reference(raw, str(tmp_path / "ref"), n_heldout_users=600,
+                            discard_ratings_below=None)
   ours = pd.DataFrame({"user": users, "item": items, "rating": np.nan})
-  _ours(ours, str(tmp_path / "ours"), heldout_users=600, rating_threshold=None, min_user_count=5)
+  split = _ours(ours, str(tmp_path / "ours"), heldout_users=600, rating_threshold=None,
+                min_user_count=5)
   _assert_same_files(str(tmp_path / "ours"), str(tmp_path / "ref"))
+  assert list(split.unique_uid) == [str(x) for x in ref_uid]
+  assert split.stats["duplicates_dropped"] == 0
 
 
 def _random_string_id_data(seed: int, n_users: int, n_items: int, n_rows: int) -> pd.DataFrame:
@@ -187,8 +198,8 @@ def _random_string_id_data(seed: int, n_users: int, n_items: int, n_rows: int) -
 ])
 def test_matches_reference_on_random_string_ids(tmp_path, seed, threshold, min_sc, min_uc, h):
   raw = _random_string_id_data(seed, 120, 300, 4000)
-  liang_reference(raw, str(tmp_path / "ref"), n_heldout_users=h, discard_ratings_below=threshold,
-                  min_sc=min_sc, min_uc=min_uc)
+  ref_uid = liang_reference(raw, str(tmp_path / "ref"), n_heldout_users=h,
+                            discard_ratings_below=threshold, min_sc=min_sc, min_uc=min_uc)
   for as_categorical in (False, True):
     user, item = raw["userId"], raw["movieId"]
     if as_categorical:  # The readers' representation: categories (here unsorted on purpose).
@@ -196,9 +207,10 @@ def test_matches_reference_on_random_string_ids(tmp_path, seed, threshold, min_s
       item = pd.Categorical(item, categories=pd.unique(item))
     ours = pd.DataFrame({"user": user, "item": item, "rating": raw["rating"].to_numpy()})
     out = str(tmp_path / f"ours{int(as_categorical)}")
-    _ours(ours, out, heldout_users=h, rating_threshold=threshold, min_item_count=min_sc,
-          min_user_count=min_uc)
+    split = _ours(ours, out, heldout_users=h, rating_threshold=threshold, min_item_count=min_sc,
+                  min_user_count=min_uc)
     _assert_same_files(out, str(tmp_path / "ref"))
+    assert list(split.unique_uid) == list(ref_uid)
 
 
 def test_random_int_ids_with_fold_in_only_users(tmp_path):
@@ -254,11 +266,15 @@ def test_empty_after_filtering():
 
 
 def test_too_many_heldout_users():
-  with pytest.raises(DataError) as e:
-    protocol.run_protocol(_toy(n_users=40), protocol.ProtocolParams(heldout_users=20))
-  msg = str(e.value)
-  assert "heldout_users=20" in msg and "40" in msg and "--config.data.heldout_users" in msg
-  assert "at most 19" in msg
+  # 40 users: H = 13 leaves 14 training users; H = 14 would leave 12 (< H), H = 20 none.
+  assert protocol.run_protocol(_toy(n_users=40),
+                               protocol.ProtocolParams(heldout_users=13)).n_train_users == 14
+  for h, left in ((14, 12), (20, 0)):
+    with pytest.raises(DataError) as e:
+      protocol.run_protocol(_toy(n_users=40), protocol.ProtocolParams(heldout_users=h))
+    msg = str(e.value)
+    assert f"heldout_users={h} leaves {left} training users" in msg and "40 users" in msg, msg
+    assert "--config.data.heldout_users to at most 13" in msg, msg
 
 
 @pytest.mark.parametrize("frac", [0.0, 1.0, -0.1, 1.5])
@@ -279,3 +295,78 @@ def test_params_from_config():
   p = protocol.ProtocolParams.from_config(msd.get_config().data)
   assert p == protocol.ProtocolParams(heldout_users=50_000, rating_threshold=None,
                                       min_item_count=200, min_user_count=20)
+
+
+# ------------------------------------------------------------------------------------------------
+# Duplicate (user, item) rows and raw user ids.
+# ------------------------------------------------------------------------------------------------
+
+
+def _parts(s: protocol.LiangSplit) -> list:
+  return [(p.uid.tolist(), p.sid.tolist()) for p in
+          (s.train, s.validation_tr, s.validation_te, s.test_tr, s.test_te)]
+
+
+@pytest.mark.parametrize("how", ["each_row_twice", "file_twice", "first_rows_again_at_the_end"])
+def test_duplicate_rows_keep_the_first(how):
+  df = _toy(n_users=60, per_user=12)
+  params = protocol.ProtocolParams(heldout_users=8)
+  clean = protocol.run_protocol(df, params)
+  if how == "each_row_twice":
+    dup = df.loc[df.index.repeat(2)]
+  elif how == "file_twice":
+    dup = pd.concat([df, df])
+  else:  # Keeping the last row of a pair would move these items to the end of their users' rows.
+    dup = pd.concat([df, df.groupby("user").head(1)])
+  lines = []
+  split = protocol.run_protocol(dup.reset_index(drop=True), params, log=lines.append)
+  assert split.stats["duplicates_dropped"] == len(dup) - len(df) > 0
+  assert clean.stats["duplicates_dropped"] == 0
+  assert any(f"dropped {len(dup) - len(df):,} duplicate" in l for l in lines), lines
+  assert _parts(split) == _parts(clean)  # The first rows are exactly the clean data.
+  assert list(split.unique_sid) == list(clean.unique_sid)
+  assert list(split.unique_uid) == list(clean.unique_uid)
+  for tr, te in ((split.validation_tr, split.validation_te), (split.test_tr, split.test_te)):
+    assert not set(zip(tr.uid.tolist(), tr.sid.tolist())) & set(zip(te.uid.tolist(),
+                                                                     te.sid.tolist()))
+
+
+def test_duplicates_after_threshold_and_before_filters():
+  df = _toy(n_users=40, per_user=8)
+  df["rating"] = 5.0
+  # User 100's first item again, first with a low rating (dropped by the threshold), then a high
+  # one: a pair counts once if any of its rows passes the threshold.
+  first = df.iloc[0]
+  extra = pd.DataFrame({"user": [first["user"]] * 2, "item": [first["item"]] * 2,
+                        "rating": [1.0, 5.0]})
+  split = protocol.run_protocol(pd.concat([extra, df], ignore_index=True),
+                                protocol.ProtocolParams(heldout_users=5, rating_threshold=3.5))
+  assert split.stats["rows_after_threshold"] == len(df) + 1
+  assert split.stats["duplicates_dropped"] == 1
+  # Counted before the user filter: a user with 3 distinct items written twice has 3 rows, < 5.
+  small = pd.DataFrame({"user": [1] * 6, "item": [7, 8, 9] * 2, "rating": 5.0})
+  split = protocol.run_protocol(pd.concat([df, small], ignore_index=True),
+                                protocol.ProtocolParams(heldout_users=5))
+  assert split.n_users == 40 and "1" not in set(split.unique_uid)
+
+
+@pytest.mark.parametrize("rel,reader", [("ml-latest-small/ratings.csv", "ml20m"),
+                                        ("ml-100k/u.data", "ml100k"),
+                                        ("ml-1m-implicit/interactions.txt", "adjacency")])
+def test_real_samples_have_no_duplicate_pairs(rel, reader):
+  from ract_jax.data import formats  # pylint: disable=g-import-not-at-top
+  fmt = formats.get(reader)
+  df = fmt.read([_shared(rel)], {"id_type": "int"})
+  assert not df.duplicated(["user", "item"]).any()
+  split = protocol.run_protocol(df, protocol.ProtocolParams(heldout_users=50))
+  assert split.stats["duplicates_dropped"] == 0
+
+
+def test_unique_uid_maps_uids_to_raw_users():
+  df = _toy()
+  s = protocol.run_protocol(df, protocol.ProtocolParams(heldout_users=5))
+  assert len(s.unique_uid) == s.n_users and len(set(s.unique_uid)) == s.n_users
+  assert sorted(s.unique_uid, key=int) == [str(u) for u in sorted(set(df["user"]))]
+  raw = set(zip(df["user"].astype(str), df["item"].astype(str)))
+  for p in (s.train, s.validation_tr, s.validation_te, s.test_tr, s.test_te):
+    assert {(s.unique_uid[u], s.unique_sid[i]) for u, i in zip(p.uid, p.sid)} <= raw

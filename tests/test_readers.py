@@ -1,4 +1,5 @@
-"""Readers: each raw format on its fixture (against a naive line-by-line parse), and bad input."""
+"""The raw formats (ract_jax.data.formats): each on its fixture (against a naive line-by-line
+parse), the registry, and bad input."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import pandas as pd
 import pytest
 
 from ract_jax import config_base as base
-from ract_jax.data import readers
-from ract_jax.data.readers import DataError
+from ract_jax.data import blockio, formats
+from ract_jax.data.errors import DataError
+from ract_jax.data.formats import generic, movielens, msd, netflix
 
 FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
@@ -53,7 +55,7 @@ def _check_frame(df: pd.DataFrame):
 
 def test_ml20m():
   path = _fx("ml20m/ratings.csv")
-  df = readers.read_ml20m(path)
+  df = movielens.read_ml20m(path)
   _check_frame(df)
   assert df["user"].dtype == np.int64 and df["item"].dtype == np.int64
   assert _tuples(df) == _naive(path, ",", skip=1)
@@ -61,21 +63,21 @@ def test_ml20m():
 
 def test_ml1m():
   path = _fx("ml1m/ratings.dat")
-  df = readers.read_ml1m(path)
+  df = movielens.read_ml1m(path)
   _check_frame(df)
   assert _tuples(df) == _naive(path, "::")
 
 
 def test_ml100k():
   path = _fx("ml100k/u.data")
-  df = readers.read_ml100k(path)
+  df = movielens.read_ml100k(path)
   _check_frame(df)
   assert _tuples(df) == _naive(path, "\t")
 
 
 def test_msd_string_ids_sorted_categories():
   path = _fx("msd/train_triplets.txt")
-  df = readers.read_msd(path)
+  df = msd.read_msd(path)
   _check_frame(df)
   assert isinstance(df["user"].dtype, pd.CategoricalDtype)
   cats = list(df["user"].cat.categories)
@@ -86,21 +88,21 @@ def test_msd_string_ids_sorted_categories():
 def _msd_general(path):
   """read_msd through the general (pandas) path."""
   from unittest import mock  # pylint: disable=g-import-not-at-top
-  with mock.patch.object(readers, "_read_triplets_fast", lambda p: None):
-    return readers.read_msd(path)
+  with mock.patch.object(msd, "read_triplets_fast", lambda p: None):
+    return msd.read_msd(path)
 
 
 def test_msd_fast_path_equals_general_path(tmp_path, monkeypatch):
   path = _fx("msd/train_triplets.txt")
-  fast = readers._read_triplets_fast(path)
+  fast = msd.read_triplets_fast(path)
   assert fast is not None
   pd.testing.assert_frame_equal(fast, _msd_general(path))
   # Tiny blocks (ids split across blocks) and forced hash collisions.
-  monkeypatch.setattr(readers, "_BLOCK_BYTES", 1000)
-  pd.testing.assert_frame_equal(readers._read_triplets_fast(path), fast)
-  monkeypatch.setattr(readers, "_row_hash", lambda w: (w[:, 0] % np.uint64(3)).astype(np.int64))
-  assert readers._read_triplets_fast(path) is None
-  pd.testing.assert_frame_equal(readers.read_msd(path), fast)  # Falls back, same result.
+  monkeypatch.setattr(blockio, "BLOCK_BYTES", 1000)
+  pd.testing.assert_frame_equal(msd.read_triplets_fast(path), fast)
+  monkeypatch.setattr(blockio, "row_hash", lambda w: (w[:, 0] % np.uint64(3)).astype(np.int64))
+  assert msd.read_triplets_fast(path) is None
+  pd.testing.assert_frame_equal(msd.read_msd(path), fast)  # Falls back, same result.
 
 
 @pytest.mark.parametrize("text", [
@@ -112,13 +114,13 @@ def test_msd_fast_path_equals_general_path(tmp_path, monkeypatch):
 def test_msd_unusual_but_valid(tmp_path, text):
   p = tmp_path / "t.txt"
   p.write_text(text, newline="")
-  df = readers.read_msd(str(p))
+  df = msd.read_msd(str(p))
   pd.testing.assert_frame_equal(df, _msd_general(str(p)))
   assert df["rating"].tolist() == [3.0, 1.0] and df["user"].astype(str).tolist() == ["aa", "bb"]
 
 
 def test_netflix_layouts_agree():
-  ts = readers.read_netflix(_fx("netflix/training_set"))
+  ts = netflix.read_netflix(_fx("netflix/training_set"))
   _check_frame(ts)
   # Naive: movie by movie (files in id order), customers in file order.
   expected = []
@@ -129,36 +131,36 @@ def test_netflix_layouts_agree():
     expected += [(int(l.split(",")[0]), m, float(l.split(",")[1])) for l in lines[1:]]
   assert _tuples(ts) == expected
   # Kaggle combined_data_*.txt: the folder, the parent folder, and single files.
-  kag = readers.read_netflix(_fx("netflix/kaggle"))
+  kag = netflix.read_netflix(_fx("netflix/kaggle"))
   pd.testing.assert_frame_equal(kag, ts)
-  one = readers.read_netflix(_fx("netflix/kaggle/combined_data_2.txt"))
+  one = netflix.read_netflix(_fx("netflix/kaggle/combined_data_2.txt"))
   assert _tuples(one) == [t for t in expected if t[1] >= 16]
   # A folder holding training_set/ (the original download's layout).
-  pd.testing.assert_frame_equal(readers.read_netflix(_fx("netflix")), ts)
+  pd.testing.assert_frame_equal(netflix.read_netflix(_fx("netflix")), ts)
 
 
 def test_netflix_small_blocks(monkeypatch):
   # Blocks that cut through movies and files must not change the result.
-  full = readers.read_netflix(_fx("netflix/kaggle"))
-  monkeypatch.setattr(readers, "_BLOCK_BYTES", 97)
-  pd.testing.assert_frame_equal(readers.read_netflix(_fx("netflix/kaggle")), full)
-  pd.testing.assert_frame_equal(readers.read_netflix(_fx("netflix/training_set")), full)
+  full = netflix.read_netflix(_fx("netflix/kaggle"))
+  monkeypatch.setattr(blockio, "BLOCK_BYTES", 97)
+  pd.testing.assert_frame_equal(netflix.read_netflix(_fx("netflix/kaggle")), full)
+  pd.testing.assert_frame_equal(netflix.read_netflix(_fx("netflix/training_set")), full)
 
 
 def test_netflix_crlf_and_missing_final_newline(tmp_path):
   p = tmp_path / "combined_data_1.txt"
   p.write_bytes(b"1:\r\n10,4,2005-01-01\r\n11,2,2005-01-02\r\n2:\r\n10,5,2005-01-03")
-  df = readers.read_netflix(str(p))
+  df = netflix.read_netflix(str(p))
   assert _tuples(df) == [(10, 1, 4.0), (11, 1, 2.0), (10, 2, 5.0)]
 
 
 def test_delimited_tab_header():
   path = _fx("delimited/interactions.tsv")
-  df = readers.read_delimited(path, delimiter="tab", header=True)
+  df = generic.read_delimited(path, delimiter="tab", header=True)
   _check_frame(df)
   assert df["rating"].isna().all()
   assert _tuples(df, rating=False) == [t[:2] for t in _naive(path, "\t", skip=1)]
-  with_rating = readers.read_delimited(path, delimiter="tab", header=True, rating_col=2)
+  with_rating = generic.read_delimited(path, delimiter="tab", header=True, rating_col=2)
   assert _tuples(with_rating) == _naive(path, "\t", skip=1)
 
 
@@ -168,7 +170,7 @@ def test_delimited_variants(tmp_path, delimiter, sep):
   rows = [("b", 3, 1.5), ("a", 1, 4.0), ("b", 2, 5.0)]
   p = tmp_path / "x.txt"
   p.write_text("".join(f"x{sep}{i}{sep}{u}{sep}{r}\n" for u, i, r in rows))
-  df = readers.read_delimited(str(p), delimiter=delimiter, user_col=2, item_col=1, rating_col=3,
+  df = generic.read_delimited(str(p), delimiter=delimiter, user_col=2, item_col=1, rating_col=3,
                               id_type="str")
   assert list(df["user"].cat.categories) == ["a", "b"]
   assert _tuples(df) == [(u, str(i), r) for u, i, r in rows]
@@ -176,7 +178,7 @@ def test_delimited_variants(tmp_path, delimiter, sep):
 
 def test_adjacency():
   path = _fx("adjacency/train.txt")
-  df = readers.read_adjacency(path)
+  df = generic.read_adjacency(path)
   _check_frame(df)
   expected = []
   with open(path) as f:
@@ -185,20 +187,20 @@ def test_adjacency():
       expected += [(t[0], x) for x in t[1:]]
   assert _tuples(df, rating=False) == expected
   assert df["rating"].isna().all()
-  s = readers.read_adjacency(path, id_type="str")
+  s = generic.read_adjacency(path, id_type="str")
   assert _tuples(s, rating=False) == [(str(u), str(i)) for u, i in expected]
 
 
 def test_adjacency_user_without_items(tmp_path):
   p = tmp_path / "a.txt"
   p.write_text("5 1 2\n6\n\n7 3\n")
-  assert _tuples(readers.read_adjacency(str(p)), rating=False) == [(5, 1), (5, 2), (7, 3)]
+  assert _tuples(generic.read_adjacency(str(p)), rating=False) == [(5, 1), (5, 2), (7, 3)]
 
 
 def test_id_type_str_on_int_format():
-  df = readers.read_ml100k(_fx("ml100k/u.data"), id_type="str")
+  df = movielens.read_ml100k(_fx("ml100k/u.data"), id_type="str")
   cats = list(df["user"].cat.categories)
-  assert cats == sorted(str(x) for x in set(readers.read_ml100k(_fx("ml100k/u.data"))["user"]))
+  assert cats == sorted(str(x) for x in set(movielens.read_ml100k(_fx("ml100k/u.data"))["user"]))
   assert cats != sorted(cats, key=int)  # '10' < '2' as strings.
 
 
@@ -206,7 +208,7 @@ def test_id_type_str_on_int_format():
 def test_read_raw_smoke_configs(name):
   import importlib  # pylint: disable=g-import-not-at-top
   cfg = importlib.import_module(f"configs.{name}").get_config("smoke")
-  df = readers.read_raw(cfg.data)
+  df = formats.read_raw(cfg.data)
   _check_frame(df)
   assert len(df) > 200
 
@@ -215,8 +217,17 @@ def test_synthetic_with_str_ids():
   cfg = ml_collections.ConfigDict({"format": "synthetic", "id_type": "str",
                                    "synthetic": {"n_users": 50, "n_items": 30, "seed": 1,
                                                  "mean_items_per_user": 5.0}})
-  df = readers.read_raw(cfg)
+  df = formats.read_raw(cfg)
   assert isinstance(df["user"].dtype, pd.CategoricalDtype)
+
+
+def test_format_registry():
+  assert set(formats.REGISTRY) == {"ml20m", "netflix", "msd", "ml1m", "ml100k", "delimited",
+                                   "adjacency", "synthetic"}
+  for name, fmt in formats.REGISTRY.items():
+    assert fmt.name == name and fmt.source.title and fmt.source.download
+  with pytest.raises(DataError, match="Unknown data format 'parquet'.*use one of .*ml20m"):
+    formats.get("parquet")
 
 
 # ---- Bad input. ----------------------------------------------------------------------------------
@@ -256,7 +267,7 @@ def test_malformed_line(tmp_path, fmt, src, name, line, bad, why):
   cfg = ml_collections.ConfigDict({"format": fmt, "raw_path": path, "id_type":
                                    "str" if fmt == "msd" else "int"})
   with pytest.raises(DataError) as e:
-    readers.read_raw(cfg)
+    formats.read_raw(cfg)
   msg = str(e.value)
   assert f"{path}:{line}:" in msg, msg
   assert why in msg, msg
@@ -265,10 +276,10 @@ def test_malformed_line(tmp_path, fmt, src, name, line, bad, why):
 def test_malformed_delimited(tmp_path):
   path = _copy_with(tmp_path, "delimited/interactions.tsv", "i.tsv", 20, "116\tabc\t2")
   with pytest.raises(DataError, match=rf"{path}:20: .*field 2 should be an integer"):
-    readers.read_delimited(path, delimiter="tab", header=True)
+    generic.read_delimited(path, delimiter="tab", header=True)
   path = _copy_with(tmp_path, "delimited/interactions.tsv", "j.tsv", 25, "116")
   with pytest.raises(DataError, match=rf"{path}:25: .*at least 2"):
-    readers.read_delimited(path, delimiter="tab", header=True)
+    generic.read_delimited(path, delimiter="tab", header=True)
 
 
 @pytest.mark.parametrize("content,line,why", [
@@ -283,7 +294,7 @@ def test_malformed_netflix(tmp_path, content, line, why):
   p = tmp_path / "combined_data_1.txt"
   p.write_text(content)
   with pytest.raises(DataError) as e:
-    readers.read_netflix(str(p))
+    netflix.read_netflix(str(p))
   assert f"{p}:{line}:" in str(e.value) and why in str(e.value), str(e.value)
 
 
@@ -294,11 +305,11 @@ def test_malformed_netflix_in_folder(tmp_path):
   lines[4] = "12,5"
   p.write_text("\n".join(lines))
   with pytest.raises(DataError) as e:
-    readers.read_netflix(str(tmp_path))
+    netflix.read_netflix(str(tmp_path))
   assert f"{p}:5:" in str(e.value)
   (tmp_path / "training_set" / "mv_0000008.txt").write_text("12,5,2005-01-01\n")
   with pytest.raises(DataError, match="mv_0000008.txt:1: .*MOVIEID"):
-    readers.read_netflix(str(tmp_path))
+    netflix.read_netflix(str(tmp_path))
 
 
 @pytest.mark.parametrize("fmt,url", [
@@ -313,7 +324,7 @@ def test_missing_file(tmp_path, fmt, url):
   missing = tmp_path / "nowhere" / "file.txt"
   cfg = ml_collections.ConfigDict({"format": fmt, "raw_path": str(missing), "id_type": "int"})
   with pytest.raises(DataError) as e:
-    readers.read_raw(cfg)
+    formats.read_raw(cfg)
   msg = str(e.value)
   assert str(missing) in msg and "--config.data.raw_path" in msg and url in msg, msg
 
@@ -323,23 +334,23 @@ def test_missing_file_relative_path_and_folder(tmp_path, monkeypatch):
   cfg = ml_collections.ConfigDict({"format": "ml20m", "raw_path": "data/ml-20m/ratings.csv",
                                    "id_type": "int"})
   with pytest.raises(DataError) as e:
-    readers.read_raw(cfg)
+    formats.read_raw(cfg)
   assert os.path.join(str(tmp_path), "data/ml-20m/ratings.csv") in str(e.value)
   # A folder: the format's usual file name inside it.
   (tmp_path / "ml").mkdir()
   cfg.raw_path = str(tmp_path / "ml")
   with pytest.raises(DataError, match=str(tmp_path / "ml" / "ratings.csv")):
-    readers.read_raw(cfg)
+    formats.read_raw(cfg)
   shutil.copy(_fx("ml20m/ratings.csv"), tmp_path / "ml" / "ratings.csv")
-  assert len(readers.read_raw(cfg)) > 100
+  assert len(formats.read_raw(cfg)) > 100
   # Netflix: a folder without mv_*.txt or combined_data_*.txt.
   cfg = ml_collections.ConfigDict({"format": "netflix", "raw_path": str(tmp_path / "ml"),
                                    "id_type": "int"})
   with pytest.raises(DataError, match="mv_\\*.txt or .*combined_data_\\*.txt"):
-    readers.read_raw(cfg)
+    formats.read_raw(cfg)
   cfg.raw_path = ""
   with pytest.raises(DataError, match="raw_path is empty"):
-    readers.read_raw(cfg)
+    formats.read_raw(cfg)
 
 
 def test_unknown_format_and_id_type():
@@ -347,8 +358,8 @@ def test_unknown_format_and_id_type():
   cfg.format = "parquet"
   cfg.raw_path = _fx("ml20m/ratings.csv")
   with pytest.raises(DataError, match="Unknown data format"):
-    readers.read_raw(cfg)
+    formats.read_raw(cfg)
   cfg.format = "ml20m"
   cfg.id_type = "float"
   with pytest.raises(DataError, match="id_type"):
-    readers.read_raw(cfg)
+    formats.read_raw(cfg)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -12,8 +15,8 @@ import pytest
 import scipy.sparse as sp
 
 from configs import ml20m, msd
-from ract_jax.data import protocol, store
-from ract_jax.data.readers import DataError
+from ract_jax.data import atomic_dir, blockio, processed, protocol, store
+from ract_jax.data.errors import DataError
 
 
 def _cfg(tmp_path, which=ml20m, **over):
@@ -49,8 +52,8 @@ def test_layout_and_load(tmp_path):
   lines, log = _quiet()
   path = store.prepare_dataset(_cfg(tmp_path), log=log)
   assert path == str(tmp_path / "proc")
-  assert sorted(os.listdir(path)) == sorted(("arrays.npz", "meta.json", "unique_sid.txt") +
-                                            store.LIANG_FILES)
+  assert sorted(os.listdir(path)) == sorted(("arrays.npz", "meta.json", "unique_sid.txt",
+                                             "unique_uid.txt") + store.LIANG_FILES)
   with open(os.path.join(path, "train.csv")) as f:
     assert f.readline() == "uid,sid\n"
   umask = os.umask(0)
@@ -64,6 +67,16 @@ def test_layout_and_load(tmp_path):
   assert c["train"]["users"] == data.train.n_rows and c["train"]["interactions"] == data.train.nnz
   assert c["validation"]["users"] == data.validation.n_users == 5
   assert data.n_items == len(data.unique_sid) and data.path == path
+  # unique_uid.txt: the raw user id of each uid, all users (train, validation, test) in uid order.
+  assert len(data.unique_uid) == meta["stats"]["users_after_filter"] == data.train.n_rows + 10
+  raw = pd.read_csv(_cfg(tmp_path).raw_path)
+  raw_pairs = set(zip(raw["userId"].astype(str), raw["movieId"].astype(str)))
+  rows = np.repeat(np.arange(data.train.n_rows), data.train.row_lengths())
+  assert {(data.unique_uid[u], data.unique_sid[i]) for u, i in zip(rows, data.train.indices)} <= \
+      raw_pairs
+  held = data.test.held_out
+  rows = data.test.uids[np.repeat(np.arange(held.n_rows), held.row_lengths())]
+  assert {(data.unique_uid[u], data.unique_sid[i]) for u, i in zip(rows, held.indices)} <= raw_pairs
   # Every training user has items; uids are consecutive per split.
   assert data.train.row_lengths().min() > 0
   n_tr = data.train.n_rows
@@ -122,6 +135,7 @@ def test_authors_directory_loads(tmp_path):
     shutil.copy(os.path.join(path, f), theirs_dir / f)
   theirs = store.load_processed(str(theirs_dir))
   _same(ours, theirs)
+  assert theirs.unique_uid == () and len(ours.unique_uid) > 0  # The authors keep no raw user ids.
   assert theirs.meta["source"] == "liang-csv"
   assert theirs.meta["counts"] == ours.meta["counts"]
   # Written by pandas (as the authors' code does) instead of our writer: same result.
@@ -144,7 +158,7 @@ def test_writer_matches_pandas_to_csv(tmp_path):
 
 def test_format_lines_bytes_columns():
   ids = np.array([b"ab", b"c", b"def"], dtype="S3")
-  out = b"".join(store.format_lines([ids, np.array([5, 10, 0])], sep=b"\t", chunk=2))
+  out = b"".join(blockio.format_lines([ids, np.array([5, 10, 0])], sep=b"\t", chunk=2))
   assert out == b"ab\t5\nc\t10\ndef\t0\n"
 
 
@@ -251,7 +265,7 @@ def test_failure_leaves_no_half_written_directory(tmp_path, monkeypatch):
   def fail(*a, **k):
     raise _Boom("disk full")
 
-  monkeypatch.setattr(store.np, "savez", fail)  # After the CSVs, before arrays.npz / meta.json.
+  monkeypatch.setattr(processed.np, "savez", fail)  # After the CSVs, before arrays.npz / meta.json.
   with pytest.raises(_Boom):
     store.prepare_dataset(cfg, log=_quiet()[1])
   assert os.listdir(tmp_path) == []  # Neither the target nor a temporary directory.
@@ -260,7 +274,7 @@ def test_failure_leaves_no_half_written_directory(tmp_path, monkeypatch):
   # A complete directory is replaced only by a complete one: a failed re-prepare keeps it.
   path = store.prepare_dataset(cfg, log=_quiet()[1])
   key = store.read_meta(path)["cache_key"]
-  monkeypatch.setattr(store, "write_liang_csv", fail)
+  monkeypatch.setattr(processed, "write_liang_csv", fail)
   cfg.heldout_users = 6
   with pytest.raises(_Boom):
     store.prepare_dataset(cfg, log=_quiet()[1])
@@ -313,3 +327,182 @@ def test_threshold_on_format_without_ratings(tmp_path):
   store.prepare_dataset(cfg, log=_quiet()[1])  # clicks > 3.5
   assert store.load_processed(cfg.processed_dir).meta["stats"]["rows_after_threshold"] < \
       store.load_processed(cfg.processed_dir).meta["stats"]["rows_raw"]
+
+
+# ---- Damaged files. -----------------------------------------------------------------------------
+
+
+def _damage(path: str, name: str, how: str) -> str:
+  file = os.path.join(path, name)
+  if how == "truncated":
+    with open(file, "rb") as f:
+      data = f.read()
+    with open(file, "wb") as f:
+      f.write(data[: len(data) // 2])
+  else:
+    with open(file, "wb") as f:
+      f.write(b"not what it should be")
+  return file
+
+
+@pytest.mark.parametrize("name,how", [("arrays.npz", "garbage"), ("arrays.npz", "truncated"),
+                                      ("meta.json", "truncated"), ("unique_sid.txt", "garbage")])
+def test_damaged_cache_is_reported_and_prepared_again(tmp_path, monkeypatch, name, how):
+  monkeypatch.setenv("RACT_JAX_CACHE", str(tmp_path / "cache"))
+  cfg = _cfg(tmp_path, processed_dir="")
+  good = store.load_dataset(cfg, log=_quiet()[1])
+  file = _damage(good.path, name, how)
+  lines, log = _quiet()
+  data = store.load_dataset(cfg, log=log)
+  assert any("warning" in l and file in l and "re-preparing" in l for l in lines), lines
+  assert any(l.startswith("data: wrote") for l in lines), lines
+  assert data.path == good.path
+  _same(data, good)
+  assert data.unique_uid == good.unique_uid
+
+
+@pytest.mark.parametrize("name", ["arrays.npz", "meta.json", "unique_uid.txt"])
+def test_damaged_processed_dir_of_the_user_is_an_error(tmp_path, name):
+  cfg = _cfg(tmp_path)
+  path = store.prepare_dataset(cfg, log=_quiet()[1])
+  if name == "unique_uid.txt":  # Readable, but fewer users than the arrays hold.
+    with open(os.path.join(path, name)) as f:
+      lines = f.read().splitlines()
+    with open(os.path.join(path, name), "w") as f:
+      f.write("\n".join(lines[:3]) + "\n")
+    file = os.path.join(path, name)
+  else:
+    file = _damage(path, name, "truncated")
+  before = sorted(os.listdir(path))
+  for call in (store.load_dataset, store.prepare_dataset):
+    with pytest.raises(DataError) as e:
+      call(cfg, log=_quiet()[1])
+    msg = str(e.value)
+    assert msg.startswith(f"{file}: cannot be read") and "delete it" in msg, msg
+    assert "--config.data.processed_dir" in msg
+  with pytest.raises(DataError, match="cannot be read"):
+    store.load_processed(path)
+  assert sorted(os.listdir(path)) == before  # The user's directory is not touched.
+
+
+def test_format_version_1_directory_is_prepared_again(tmp_path):
+  cfg = _cfg(tmp_path)
+  path = store.prepare_dataset(cfg, log=_quiet()[1])
+  meta = store.read_meta(path)
+  meta["format_version"] = 1  # What the previous version wrote: no unique_uid.txt, another key.
+  meta["cache_key"] = "0" * 40
+  with open(os.path.join(path, "meta.json"), "w") as f:
+    json.dump(meta, f)
+  os.remove(os.path.join(path, "unique_uid.txt"))
+  assert store.load_processed(path).unique_uid == ()  # Still loads, without raw user ids.
+  lines, log = _quiet()
+  data = store.load_dataset(cfg, log=log)
+  assert any("re-preparing" in l and "format version 1 -> 2" in l for l in lines), lines
+  assert data.meta["format_version"] == store.FORMAT_VERSION == 2 and len(data.unique_uid) > 0
+
+
+# ---- Scratch directories of killed preparations. ---------------------------------------------
+
+
+def _scratch(parent, name: str, age_s: float = 0.0) -> str:
+  path = os.path.join(parent, name)
+  os.makedirs(path)
+  with open(os.path.join(path, "train.csv"), "w") as f:
+    f.write("uid,sid\n")
+  if age_s:
+    t = os.stat(path).st_mtime - age_s
+    for p in (os.path.join(path, "train.csv"), path):
+      os.utime(p, (t, t))
+  return path
+
+
+def _dead_pid() -> int:
+  p = subprocess.Popen([sys.executable, "-c", "pass"])
+  p.wait()
+  return p.pid
+
+
+def test_stale_scratch_directories_are_removed(tmp_path):
+  host = atomic_dir._host()
+  day = atomic_dir.STALE_AFTER_S
+  stale = [_scratch(tmp_path, f".proc.tmp-{host}-{_dead_pid()}-abcd1234"),  # Its process ended.
+           _scratch(tmp_path, f".proc.old-{host}-{_dead_pid()}-abcd1235"),
+           _scratch(tmp_path, ".proc.tmp-otherhost-1-abcd1236", age_s=day + 60),  # Abandoned.
+           _scratch(tmp_path, ".proc.tmp-q1w2e3r4", age_s=day + 60)]  # Format version 1's name.
+  live = [_scratch(tmp_path, f".proc.tmp-{host}-{os.getpid()}-abcd1237"),  # Running (us).
+          _scratch(tmp_path, ".proc.tmp-otherhost-1-abcd1238", age_s=day - 600),  # Recent.
+          _scratch(tmp_path, ".other.tmp-otherhost-1-abcd1239", age_s=day + 60)]  # Not ours.
+  # A dead pid in the name, but a live process holds the lock (pid namespaces, reused pids).
+  held = _scratch(tmp_path, f".proc.tmp-{host}-{_dead_pid()}-abcd1240")
+  fd = os.open(held, os.O_RDONLY)
+  fcntl.flock(fd, fcntl.LOCK_EX)
+  lines, log = _quiet()
+  try:
+    store.prepare_dataset(_cfg(tmp_path), log=log)  # processed_dir = tmp_path/proc
+  finally:
+    os.close(fd)
+  for p in stale:
+    assert not os.path.exists(p) and any(f"removed stale temporary directory {p}" in l
+                                         for l in lines), (p, lines)
+  assert all(os.path.isdir(p) for p in live + [held])
+  assert any("which has ended" in l for l in lines) and any("untouched for 24 hours" in l
+                                                            for l in lines)
+
+
+_KILLED_WRITER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from ract_jax.data import atomic_dir
+def fill(tmp):
+  open(tmp + "/train.csv", "w").close()
+  print("writing", flush=True)
+  time.sleep(600)
+atomic_dir.write_atomically(sys.argv[2], fill)
+"""
+
+
+def test_killed_preparation_leaves_scratch_that_the_next_one_removes(tmp_path):
+  target = str(tmp_path / "proc")
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  child = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, repo, target],
+                           stdout=subprocess.PIPE, text=True)
+  try:
+    assert child.stdout.readline().strip() == "writing"
+    (scratch,) = [p for p in os.listdir(tmp_path) if p.startswith(".proc.tmp-")]
+    # While it writes, its directory is never removed.
+    assert atomic_dir.remove_stale_scratch(str(tmp_path), _quiet()[1]) == []
+  finally:
+    child.kill()
+    child.wait()
+  assert os.path.isdir(tmp_path / scratch)  # SIGKILL: no cleanup ran.
+  lines, log = _quiet()
+  store.prepare_dataset(_cfg(tmp_path), log=log)
+  assert not os.path.exists(tmp_path / scratch)
+  assert any(scratch in l and "which has ended" in l for l in lines), lines
+  assert sorted(os.listdir(tmp_path)) == ["proc"]
+
+
+# ---- Duplicate rows, end to end. ---------------------------------------------------------------
+
+
+def test_file_with_every_row_twice_gives_the_same_split(tmp_path):
+  # Before duplicates were dropped, a file like this put most held-out items in the fold-in too.
+  cfg = _cfg(tmp_path)
+  clean = store.load_dataset(cfg, log=_quiet()[1])
+  with open(cfg.raw_path) as f:
+    header, *rows = f.read().splitlines()
+  doubled = tmp_path / "ratings.csv"
+  doubled.write_text("\n".join([header] + [r for row in rows for r in (row, row)]) + "\n")
+  cfg2 = _cfg(tmp_path, raw_path=str(doubled), processed_dir=str(tmp_path / "proc2"))
+  lines, log = _quiet()
+  data = store.load_dataset(cfg2, log=log)
+  _same(data, clean)
+  assert data.unique_uid == clean.unique_uid
+  kept = clean.meta["stats"]["rows_after_threshold"]
+  assert data.meta["stats"]["duplicates_dropped"] == kept and kept > 0
+  assert clean.meta["stats"]["duplicates_dropped"] == 0
+  assert any(f"dropped {kept:,} duplicate" in l for l in lines), lines
+  assert f"{kept:,} duplicate (user, item) rows dropped" in store.describe(data)
+  for h in (data.validation, data.test):
+    fold = h.fold_in.to_dense()
+    assert not (fold * h.held_out.to_dense()).any()

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ract_jax.data import protocol, readers, store, synthetic
+from ract_jax.data import processed, protocol
+from ract_jax.data.formats import movielens, msd, netflix, synthetic
 
 SMALL = synthetic.SyntheticSpec(n_users=1500, n_items=400, mean_items_per_user=30.0, seed=3)
 
@@ -55,7 +56,7 @@ def _ndcg100(scores, fold, held):
 
 def _svd_vs_popularity(df):
   split = protocol.run_protocol(df, protocol.ProtocolParams(heldout_users=200))
-  data = store.split_to_processed({k: getattr(split, k) for k in (
+  data = processed.split_to_processed({k: getattr(split, k) for k in (
       "train", "validation_tr", "validation_te", "test_tr", "test_te")}, split.unique_sid, {})
   x = data.train.to_dense(np.float64)
   fold = data.validation.fold_in.to_dense(np.float64)
@@ -95,7 +96,7 @@ def test_write_raw_round_trip(tmp_path, fmt):
   stats = synthetic.write_raw(path, spec, fmt)
   gen = synthetic.generate(spec)
   assert stats["rows"] == len(gen)
-  df = {"ml20m": readers.read_ml20m, "msd": readers.read_msd, "netflix": readers.read_netflix}[fmt](
+  df = {"ml20m": movielens.read_ml20m, "msd": msd.read_msd, "netflix": netflix.read_netflix}[fmt](
       path)
   assert len(df) == len(gen)
   assert df["user"].nunique() == stats["users"] and df["item"].nunique() == stats["items"]

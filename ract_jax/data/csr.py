@@ -96,6 +96,9 @@ class ProcessedData:
     unique_sid: raw item ids (strings), position = item index (the content of `unique_sid.txt`).
     meta: the content of `meta.json` (counts, protocol parameters, input hashes).
     path: the processed directory this was loaded from ('' if built in memory).
+    unique_uid: raw user ids (strings), position = Liang uid (the content of `unique_uid.txt`:
+      training users, then validation, then test users); empty for the authors' directories and
+      for processed directories of format version 1, which do not record them.
   """
 
   train: CSR
@@ -104,6 +107,7 @@ class ProcessedData:
   unique_sid: tuple
   meta: dict
   path: str = ""
+  unique_uid: tuple = ()
 
   @property
   def n_items(self) -> int:

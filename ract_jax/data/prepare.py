@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from ract_jax.data.readers import DataError
+from ract_jax.data.errors import DataError
 from ract_jax.data.store import describe, load_dataset  # noqa: F401  (describe re-exported)
 
 __all__ = ["describe", "main"]

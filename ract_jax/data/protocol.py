@@ -4,13 +4,16 @@ Pure numpy / pandas (no JAX). The output is row-for-row what the authors' code w
 (reference notes, section 1 and Pitfalls 1-3), computed on integer codes so that it scales to MSD
 (48M triplets) and ML-20M on a small machine:
 
-  1. keep rows with `rating > rating_threshold` (None: keep all);
+  1. keep rows with `rating > rating_threshold` (None: keep all); then keep the first row of each
+     (user, item) pair (Liang's data has none; duplicates would put an item in both halves of a
+     held-out user's 80/20 split);
   2. one filtering pass: items with >= min_item_count rows (if > 0), then users with >= min_user_count
      rows counted on the item-filtered data (the `groupby(id).size()` counts; Pitfall 1);
   3. `unique_uid` = distinct user ids, ascending (numeric or string order); `np.random.seed(seed)`,
-     `permutation(n_users)`; train = first n - 2H, validation = next H, test = last H;
+     `permutation(n_users)`; train = first n - 2H, validation = next H, test = last H (at least H
+     training users are required);
   4. `unique_sid = pd.unique(train_plays.item)` (first appearance in raw order); sid = position;
-     uid = position in the permuted user list;
+     uid = position in the permuted user list (`unique_uid`);
   5. validation / test plays restricted to unique_sid, then the 80/20 split: re-seed, users in
      ascending raw id, `np.random.choice(n, int(0.2 n), replace=False)` held out for n >= 5.
 """
@@ -22,7 +25,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from ract_jax.data.readers import DataError
+from ract_jax.data.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +84,8 @@ class LiangSplit:
   Attributes:
     train, validation_tr, validation_te, test_tr, test_te: the five CSVs' rows.
     unique_sid: object `[n_items]` raw item ids as strings (the lines of `unique_sid.txt`).
+    unique_uid: object `[n_users]` raw user ids as strings, position = uid (train users, then
+      validation, then test, in the permutation's order; the lines of `unique_uid.txt`).
     n_users: users after filtering (train + validation + test).
     n_train_users: users 0 .. n_train_users-1 are the training users.
     stats: row and id counts after each step (for meta.json and logs).
@@ -92,6 +97,7 @@ class LiangSplit:
   test_tr: Pairs
   test_te: Pairs
   unique_sid: np.ndarray
+  unique_uid: np.ndarray
   n_users: int
   n_train_users: int
   stats: dict
@@ -161,11 +167,38 @@ def _split_heldout(u: np.ndarray, i: np.ndarray, uid_of: np.ndarray, sid_of: np.
           Pairs(uid_of[us[te]].astype(np.int64), sid_of[its[te]].astype(np.int64)))
 
 
+def _first_occurrences(u: np.ndarray, i: np.ndarray, n_icodes: int) -> np.ndarray | None:
+  """Mask of the first row of each (user, item) pair, or None when every pair is distinct.
+
+  One sort of the pair keys decides (the common case: no duplicates); only then a stable argsort
+  finds, within each run of equal keys, the row that comes first in raw order.
+  """
+  key = u.astype(np.int64) * n_icodes + i  # One int64 per pair: n_users * n_items < 2**63.
+  sorted_key = np.sort(key)
+  if not (sorted_key[1:] == sorted_key[:-1]).any():
+    return None
+  del sorted_key
+  order = np.argsort(key, kind="stable")
+  key = key[order]
+  first = np.ones(len(key), dtype=bool)
+  first[1:] = key[1:] != key[:-1]
+  keep = np.empty(len(key), dtype=bool)
+  keep[order] = first
+  return keep
+
+
+def _as_strings(ids: np.ndarray) -> np.ndarray:
+  """Raw ids as an object array of str (integers in decimal, as pandas writes them)."""
+  if ids.dtype.kind in "iu":
+    return np.asarray([str(x) for x in ids.tolist()], dtype=object)
+  return np.asarray(ids, dtype=object).astype(str).astype(object)
+
+
 def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSplit:
   """Applies the Liang et al. protocol to a reader DataFrame.
 
   Args:
-    df: `[n_rows]` with columns user, item, rating (see `readers`), in raw file order.
+    df: `[n_rows]` with columns user, item, rating (`textio.frame`), in raw file order.
     params: threshold, filters, H, seed, fraction.
     log: optional callable(str) for progress lines.
 
@@ -173,7 +206,7 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
     The LiangSplit, row-for-row equal to what RaCT's `setup_data.py` writes.
 
   Raises:
-    DataError: invalid parameters, no data left after filtering, or 2H >= number of users.
+    DataError: invalid parameters, no data left after filtering, or fewer than H training users.
   """
   params.validate()
   say = log or (lambda _: None)
@@ -197,6 +230,16 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
   del keep
   n_ucodes, n_icodes = len(user_ids), len(item_ids)
 
+  # A repeated (user, item) row is one interaction: keep its first row, before the filters count
+  # rows per user and item (docs/data.md, "Duplicate rows").
+  first = _first_occurrences(u, i, n_icodes) if len(u) else None
+  stats["duplicates_dropped"] = 0 if first is None else int(len(u) - np.count_nonzero(first))
+  if first is not None:
+    u, i = u[first], i[first]
+    say(f"protocol: dropped {stats['duplicates_dropped']:,} duplicate (user, item) rows (kept the "
+        f"first row of each pair)")
+  del first
+
   # One filtering pass (reference notes section 1, Pitfall 2). Counting rows per code with bincount
   # is `groupby(id).size()`; the `as_index=False` form of the authors' code is broken on modern
   # pandas (Pitfall 1).
@@ -216,7 +259,8 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
     raise DataError(
         "No interactions left after filtering: "
         f"{stats['rows_raw']} raw rows, {stats['rows_after_threshold']} after the rating threshold "
-        f"({params.rating_threshold}), {stats['rows_after_item_filter']} after keeping items with "
+        f"({params.rating_threshold}), {stats['duplicates_dropped']} duplicate (user, item) rows "
+        f"dropped, {stats['rows_after_item_filter']} after keeping items with "
         f">= {params.min_item_count} rows, 0 after keeping users with >= {params.min_user_count} "
         f"rows. Lower --config.data.rating_threshold, --config.data.min_item_count or "
         f"--config.data.min_user_count, or check --config.data.raw_path / format.")
@@ -227,22 +271,28 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
   stats["items_after_filter"] = int(np.count_nonzero(np.bincount(i, minlength=n_icodes)))
   stats["users_after_filter"] = n_users
   h = params.heldout_users
-  if 2 * h >= n_users:
+  n_tr = n_users - 2 * h
+  if n_tr < h:
+    # Fewer training users than users in each held-out split: the model and the item list
+    # (training users' items only) would rest on a handful of users.
+    most = (f"at most {n_users // 3} (so that n_users - 2H >= H)" if n_users >= 3 else
+            "any value: no split works with so few users")
     raise DataError(
-        f"config.data.heldout_users={h} needs 2*H = {2 * h} < the number of users after filtering "
-        f"({n_users}), so that some training users remain. Set --config.data.heldout_users to at "
-        f"most {max((n_users - 1) // 2, 0)} (or relax the filters).")
+        f"config.data.heldout_users={h} leaves {max(n_tr, 0)} training users: {n_users} users "
+        f"after filtering minus {h} validation and {h} test users. A split needs at least as many "
+        f"training users as held-out users per split. Set --config.data.heldout_users to {most}, "
+        f"or relax the filters.")
 
   # np.random.seed(seed); permutation(n) on the legacy global stream == RandomState(seed).
   perm = np.random.RandomState(params.split_seed).permutation(n_users)
   unique_uid = unique_uid[perm]
-  n_tr = n_users - 2 * h
   role = np.full(n_ucodes, -1, dtype=np.int8)
   role[unique_uid[:n_tr]] = 0
   role[unique_uid[n_tr:n_tr + h]] = 1
   role[unique_uid[n_tr + h:]] = 2
   uid_of = np.full(n_ucodes, -1, dtype=np.int64)
   uid_of[unique_uid] = np.arange(n_users, dtype=np.int64)
+  raw_uid = _as_strings(user_ids[unique_uid])
   del unique_uid, perm
 
   r = role[u]
@@ -263,12 +313,9 @@ def run_protocol(df: pd.DataFrame, params: ProtocolParams, log=None) -> LiangSpl
     splits[name] = _split_heldout(u[m], i[m], uid_of, sid_of, params)
   del r, known, u, i
 
-  if item_ids.dtype.kind in "iu":
-    unique_sid = np.asarray([str(x) for x in item_ids[sid_codes].tolist()], dtype=object)
-  else:
-    unique_sid = np.asarray(item_ids[sid_codes], dtype=object).astype(str).astype(object)
   stats.update(n_train_users=n_tr, n_heldout_users=h, n_items=int(len(sid_codes)))
   return LiangSplit(train=train, validation_tr=splits["validation"][0],
                     validation_te=splits["validation"][1], test_tr=splits["test"][0],
-                    test_te=splits["test"][1], unique_sid=unique_sid, n_users=n_users,
+                    test_te=splits["test"][1], unique_sid=_as_strings(item_ids[sid_codes]),
+                    unique_uid=raw_uid, n_users=n_users,
                     n_train_users=n_tr, stats=stats)

@@ -1,4 +1,4 @@
-"""A deterministic synthetic implicit-feedback generator with learnable structure.
+"""Synthetic data (`format='synthetic'`): a deterministic generator with learnable structure.
 
 Model (all deterministic given `seed`):
   - item popularity: Zipf-like, `pop_i ∝ rank_i ** -popularity_exponent` over a random permutation
@@ -30,6 +30,9 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from ract_jax.data import blockio, textio
+from ract_jax.data.formats.spec import Format, Source, no_files
+
 _BLOCK = 4096  # Users per generation block (part of the definition of the output; keep fixed).
 # Exact sampling (scores for all users x items) up to this many items and this many scores in all.
 _EXACT_MAX_ITEMS = 32_768
@@ -42,7 +45,7 @@ def _exact(spec) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticSpec:
-  """The `config.data.synthetic` keys (see configs/base.py)."""
+  """The `config.data.synthetic` keys (see ract_jax/config_base.py)."""
 
   n_users: int = 3000
   n_items: int = 1000
@@ -256,7 +259,6 @@ def write_raw(path: str, cfg, fmt: str = "ml20m") -> dict:
   Returns:
     {'rows', 'users', 'items'} actually written (users / items with at least one row).
   """
-  from ract_jax.data.store import format_lines  # pylint: disable=g-import-not-at-top
   spec = SyntheticSpec.from_config(cfg)
   g = np.random.default_rng(np.random.SeedSequence([spec.seed, 2]))
   if fmt == "ml20m":
@@ -291,13 +293,12 @@ def write_raw(path: str, cfg, fmt: str = "ml20m") -> dict:
         p = np.clip(0.45 - 0.1 * s, 0.1, 0.9)
         count = np.ceil(np.log1p(-noise) / np.log1p(-p)).astype(np.int64)
         cols = [user_ids[user], song_ids[item], np.maximum(count, 1)]
-      for piece in format_lines(cols, sep=sep):
+      for piece in blockio.format_lines(cols, sep=sep):
         f.write(piece)
   return {"rows": int(rows), "users": int(seen_u.sum()), "items": int(seen_i.sum())}
 
 
 def _write_netflix(path: str, spec: SyntheticSpec, g: np.random.Generator) -> dict:
-  from ract_jax.data.store import format_lines  # pylint: disable=g-import-not-at-top
   customers = np.sort(g.choice(2_649_429, spec.n_users, replace=False)) + 1
   days = np.arange(np.datetime64("1999-11-11"), np.datetime64("2005-12-31"))
   dates = np.asarray([str(d).encode() for d in days], dtype="S10")
@@ -321,7 +322,20 @@ def _write_netflix(path: str, spec: SyntheticSpec, g: np.random.Generator) -> di
       f.write(b"%d:\n" % (m + 1))
       u = user[a:b].astype(np.int64)
       day = dates[(u * 7919 + m * 104_729) % len(dates)]
-      for piece in format_lines([customers[u], stars[a:b].astype(np.int64), day]):
+      for piece in blockio.format_lines([customers[u], stars[a:b].astype(np.int64), day]):
         f.write(piece)
   return {"rows": int(len(user)), "users": int(np.count_nonzero(np.bincount(user))),
           "items": int(np.count_nonzero(np.diff(bounds)))}
+
+
+def _read(files, data_config) -> pd.DataFrame:
+  del files  # Generated, not read.
+  df = generate(data_config.synthetic)
+  return textio.frame(df["user"], df["item"], df["rating"], id_type=textio.id_type_of(data_config))
+
+
+FORMATS = (
+    Format("synthetic", _read,
+           Source("synthetic data", None, "generated from config.data.synthetic"),
+           cache_keys=("synthetic",), resolve=no_files),
+)
