@@ -13,7 +13,8 @@ LAYERS = (
     ("ract_jax.data",),  # host-side data: raw files -> Liang split -> processed directory
     ("ract_jax.device",),  # the mesh, device CSR and device batches
     ("ract_jax.actors", "ract_jax.critic"),  # models: pure functions of parameters
-    ("ract_jax.evaluate", "ract_jax.baselines"),  # evaluation and the reference models
+    ("ract_jax.evaluate", "ract_jax.baselines", "ract_jax.model_io"),  # evaluation, reference
+    # models, the saved model's format
     ("ract_jax.train",),  # the three stages, state, checkpoints, records
     ("ract_jax.main", "ract_jax.recommend", "ract_jax.export", "ract_jax.evaluate_model"),
 )

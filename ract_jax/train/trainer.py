@@ -21,7 +21,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from ract_jax import actors, evaluate, metrics
+from ract_jax import actors, evaluate, metrics, model_io
 from ract_jax.baselines import search
 from ract_jax.device import parallel
 from ract_jax.train import checkpoint, loops, records, setup, state as state_lib, steps
@@ -182,7 +182,9 @@ def hand_over(run: Run, state: TrainState, progress: Progress, results: dict) ->
     best = run.checkpoints.restore_best(state.actor)
     checkpoint.save_actor(run.workdir, best)
     source = f"global epoch {run.checkpoints.best_epoch() + 1}"
-  test_model(run, best, None, "actor", "predictions_test_actor.tsv", results, progress.best_val)
+  per_user = test_model(run, best, None, "actor", "predictions_test_actor.tsv", results,
+                        progress.best_val)
+  save_model(run, best, "actor", per_user, results, ("predictions_test_actor_raw.tsv",))
   state = jax.jit(lambda s, a: state_lib.hand_over(s, a, run.key, cfg.critic, run.shape.n_items),
                   out_shardings=parallel.replicated(run.mesh))(state, best)
   run.records.log("stage 2: critic pre-training from the best actor (%s)", source)
@@ -221,10 +223,13 @@ def finalize(run: Run, state: TrainState, progress: Progress, results: dict) -> 
   best_epoch = run.checkpoints.best_epoch()
   best = run.checkpoints.restore_best(state.actor)
   if not run.schedule.trains_critic:  # Stage 1 only: the actor is the final model.
-    test_model(run, best, None, "actor", "predictions_test_actor.tsv", results, progress.best_val)
+    per_user = test_model(run, best, None, "actor", "predictions_test_actor.tsv", results,
+                          progress.best_val)
     if run.records.main:
       shutil.copyfile(os.path.join(run.workdir, "predictions_test_actor.tsv"),
                       os.path.join(run.workdir, "predictions_test.tsv"))
+    save_model(run, best, "actor", per_user, results,
+               ("predictions_test_actor_raw.tsv", "predictions_test_raw.tsv"))
   else:
     per_user = test_model(run, best, (state.critic, state.critic_norm), "ract",
                           "predictions_test.tsv", results, progress.best_val)
@@ -238,10 +243,39 @@ def finalize(run: Run, state: TrainState, progress: Progress, results: dict) -> 
         "best_global_epoch": int(best_epoch) + 1,
         "best_stage": run.schedule.locate(int(best_epoch))[0],
     }
+    save_model(run, best, "ract", per_user, results, ("predictions_test_raw.tsv",))
   run.records.write_json("results.json", results)
   run.records.log("test users (%d), best-by-validation models:\n%s", run.data.test.n_users,
                   records.comparison_table(results))
+  run.records.closing(results)
   return results
+
+
+def save_model(run: Run, params, name: str, per_user: dict, results: dict,
+               raw_predictions: tuple) -> None:
+  """The selected model in portable form (`<workdir>/model/`, see `model_io`) and its test top-100
+  lists in raw user and item ids (`raw_predictions` files, the lines of `predictions_test*.tsv`
+  mapped through `unique_uid` / `unique_sid`)."""
+  if not run.records.main:
+    return
+  cfg, data = run.config, run.data
+  if name == "actor" and cfg.pretrained_actor:
+    selected = {"pretrained_actor": cfg.pretrained_actor}
+  else:
+    epoch = int(run.checkpoints.best_epoch())
+    stage, k, n = run.schedule.locate(epoch)
+    selected = {"global_epoch": epoch + 1, "stage": stage, "epoch": k, "epochs": n}
+  info = model_io.model_info(name, selected, cfg.actor, cfg.data, cfg.eval, data.n_items,
+                             results[name]["test"])
+  model_io.write(run.workdir, jax.device_get(params), info, data.unique_sid)
+  uids = data.test.uids
+  users = np.asarray(data.unique_uid, dtype=object)[uids] if data.unique_uid else uids
+  if not data.unique_uid:
+    run.records.warn(f"{data.path} has no unique_uid.txt: {raw_predictions[0]} names users by "
+                     "their Liang uid.")
+  items = np.asarray(data.unique_sid, dtype=object)[per_user["top"]]
+  for file in raw_predictions:
+    evaluate.write_predictions(os.path.join(run.workdir, file), users, items)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
