@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
 
-from ract_jax.metrics import pearson_r  # noqa: E402
+from ract_jax.metrics import paired_difference as paired, pearson_r  # noqa: E402
 
 TABLE1_METRICS = ("recall@20", "recall@50", "ndcg@100")
 PAPER_NDCG_RS = (10, 20, 50, 100, 200)
@@ -373,18 +373,9 @@ def paired_difference(actor: dict[str, np.ndarray], ract: dict[str, np.ndarray],
   a, r = align(actor, ract)
   x = np.asarray(a[metric], np.float64)
   y = np.asarray(r[metric], np.float64)
-  d = y - x
-  n = int(d.size)
-  mean = float(d.mean()) if n else float("nan")
-  sd = float(d.std(ddof=1)) if n > 1 else float("nan")
-  se = sd / math.sqrt(n) if n > 1 else float("nan")
-  lo, hi = mean - z * se, mean + z * se
-  return {"metric": metric, "n": n, "before": float(x.mean()) if n else float("nan"),
-          "after": float(y.mean()) if n else float("nan"), "mean": mean, "sd": sd, "se": se,
-          "ci_low": lo, "ci_high": hi, "z": z,
-          "excludes_zero": bool(math.isfinite(se) and (lo > 0 or hi < 0)),
-          "n_better": int((d > 0).sum()), "n_worse": int((d < 0).sum()),
-          "n_equal": int((d == 0).sum())}
+  n = int(x.size)
+  return {"metric": metric, "before": float(x.mean()) if n else float("nan"),
+          "after": float(y.mean()) if n else float("nan"), **paired(x, y, z)}
 
 
 # ---- (e) Correlations ----------------------------------------------------------------------------

@@ -198,6 +198,30 @@ def summarize(per_user: np.ndarray, n_heldout: np.ndarray) -> dict:
   return dict(mean=mean, stderr=stderr, n_users=n, n_skipped=int((~keep).sum()))
 
 
+def paired_difference(before: np.ndarray, after: np.ndarray, z: float = 1.96) -> dict:
+  """The paired per-user difference `after - before` of one metric (host-side numpy, float64).
+
+  Args:
+    before, after: `[n]` per-user values of the same users (e.g. the actor's and RaCT's test
+      NDCG@100 over users with held-out items).
+    z: the normal quantile of the interval (1.96: 95%).
+
+  Returns:
+    `n`, `mean`, `sd` (sample sd, ddof=1), `se` (sd / sqrt(n)), `ci_low`, `ci_high` (mean -/+
+    z * se), `z`, `excludes_zero`, `n_better`, `n_worse`, `n_equal`; NaN where n is too small.
+  """
+  d = np.asarray(after, np.float64).reshape(-1) - np.asarray(before, np.float64).reshape(-1)
+  n = int(d.size)
+  mean = float(d.mean()) if n else float("nan")
+  sd = float(d.std(ddof=1)) if n > 1 else float("nan")
+  se = sd / float(np.sqrt(n)) if n > 1 else float("nan")
+  lo, hi = mean - z * se, mean + z * se
+  return {"n": n, "mean": mean, "sd": sd, "se": se, "ci_low": lo, "ci_high": hi, "z": z,
+          "excludes_zero": bool(np.isfinite(se) and (lo > 0 or hi < 0)),
+          "n_better": int((d > 0).sum()), "n_worse": int((d < 0).sum()),
+          "n_equal": int((d == 0).sum())}
+
+
 # ---- Pearson correlation (the critic's diagnostics; paper Figures 4 and 6). -----------------------
 
 

@@ -112,8 +112,33 @@ class Records:
              config.actor.kind, config.actor.shape, f"{param_counts['actor']:,}",
              f"{param_counts['critic']:,}", config.batch_size, config.schedule.actor_epochs,
              config.schedule.critic_epochs, config.schedule.ac_epochs)
-    self.log("config:\n%s", config)
+    self.log("workdir %s | config %s (every key; printed here with --verbosity=1)", self.workdir,
+             os.path.join(self.workdir, "config.json"))
+    if logging.get_verbosity() >= 1:
+      self.log("config:\n%s", config)
     self.log("=" * 78)
+
+  def closing(self, results: dict) -> None:
+    """The end of a run: where its files are and the one-line headline (`headline`)."""
+    if not self.main:
+      return
+    names = sorted(os.listdir(self.workdir))
+    files = [n + ("/" if os.path.isdir(os.path.join(self.workdir, n)) else "") for n in names
+             if not n.startswith(".") and not n.endswith(".tmp")]
+    self.log("=" * 78)
+    self.log("done: %s", self.workdir)
+    self.log("files: %s", ", ".join(files))
+    if "model/" in files:
+      self.log("model/: the selected model in portable form; recommend with `python -m "
+               "ract_jax.recommend --workdir=%s --input=FILE --output=OUT`", self.workdir)
+    self.log("%s", headline(results, self._per_user("actor"), self._per_user("ract")))
+
+  def _per_user(self, name: str) -> dict | None:
+    path = os.path.join(self.workdir, f"per_user_test_{name}.npz")
+    if not os.path.exists(path):
+      return None
+    with np.load(path) as z:
+      return {k: z[k] for k in z.files}
 
   def epoch_time(self, stage: str, seconds: float) -> None:
     self._stage_times.setdefault(stage, []).append(seconds)
@@ -188,6 +213,29 @@ def comparison_table(results: dict) -> str:
              for k in ("recall@20", "recall@50", "ndcg@100")]
     lines.append(f"| {names.get(m, m)} | " + " | ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def headline(results: dict, actor: dict | None, ract: dict | None,
+             metric: str = "ndcg@100") -> str:
+  """One line: the actor's and RaCT's test `metric` and the paired 95% interval of the per-user
+  difference RaCT - actor (`metrics.paired_difference`, users with held-out items).
+
+  Args:
+    results: the content of `results.json`.
+    actor, ract: the per-user test values (`per_user_test_<name>.npz`), None when absent.
+  """
+  if "ract" not in results or actor is None or ract is None:
+    test = results.get("actor", {}).get("test", {})
+    if metric not in test:
+      return "headline: no test result."
+    return (f"headline: test {metric.upper()} of the actor {test[metric]:.4f} "
+            f"(± {test.get(metric + '_se', float('nan')):.4f}); stages 2-3 did not run.")
+  keep = (actor["n_heldout"] > 0) & (ract["n_heldout"] > 0)
+  p = metrics.paired_difference(actor[metric][keep], ract[metric][keep])
+  before, after = results["actor"]["test"][metric], results["ract"]["test"][metric]
+  return (f"headline: test {metric.upper()} actor {before:.4f} -> RaCT {after:.4f}: paired "
+          f"difference {p['mean']:+.4f}, 95% interval [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] "
+          f"over {p['n']} users ({p['n_better']} better, {p['n_worse']} worse)")
 
 
 def now() -> float:
