@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import sys
 from typing import Sequence
@@ -235,6 +236,18 @@ def plot_ndcg_by_activity(actor: dict | None, ract: dict | None, path: str,
   return _save(fig, path)
 
 
+def learning_curve_title(workdir: str) -> str:
+  """The learning curve's title from the run's `config.json`: its dataset and actor (the workdir's
+  name is the user's own label, not something to publish)."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      dataset = json.load(f).get("data", {}).get("name", "")
+  except (OSError, ValueError, AttributeError):
+    dataset = ""
+  what = ", ".join(x for x in (dataset, report.actor_display_name(workdir)) if x)
+  return f"Validation NDCG@100 over the three stages (Figure 3): {what}"
+
+
 def make_plots(workdir: str, out_dir: str | None = None,
                edges: Sequence[int] = report.PAPER_ACTIVITY_EDGES, activity: str = "total",
                max_activity: int | None = None) -> dict[str, str | None]:
@@ -246,10 +259,9 @@ def make_plots(workdir: str, out_dir: str | None = None,
   actor = report.load_per_user(workdir, "actor")
   ract = report.load_per_user(workdir, "ract")
   p = lambda name: os.path.join(out_dir, name)
-  label = os.path.basename(os.path.abspath(workdir))
   return {
       "learning_curve.png": plot_learning_curve(
-          metrics, p("learning_curve.png"), f"Validation NDCG@100 over training: {label}",
+          metrics, p("learning_curve.png"), learning_curve_title(workdir),
           report.load_results(workdir)),
       "scatter_nll_vs_ndcg.png": plot_scatter_nll(actor, ract, p("scatter_nll_vs_ndcg.png")),
       "scatter_critic_vs_ndcg.png": plot_scatter_critic(ract, p("scatter_critic_vs_ndcg.png")),

@@ -291,3 +291,13 @@ def test_plots_write_pngs(workdir, tmp_path):
   # Stage 1 only: nothing to draw for the critic (skipped, not an error).
   assert plots.plot_scatter_critic(None, str(tmp_path / "none.png")) is None
   assert not (tmp_path / "none.png").exists()
+
+
+def test_learning_curve_title_names_the_dataset_and_actor_not_the_workdir(tmp_path):
+  plots = _load("ract_experiments_plots", "plots.py")
+  workdir = tmp_path / "my_run_2024_take3"
+  workdir.mkdir()
+  (workdir / "config.json").write_text(json.dumps({"data": {"name": "ml1m-implicit"},
+                                                   "actor": {"kind": "multvae"}}))
+  title = plots.learning_curve_title(str(workdir))
+  assert title.endswith(": ml1m-implicit, VAE") and "my_run" not in title
