@@ -16,7 +16,8 @@ LAYERS = (
     ("ract_jax.evaluate", "ract_jax.baselines", "ract_jax.model_io"),  # evaluation, reference
     # models, the saved model's format
     ("ract_jax.train",),  # the three stages, state, checkpoints, records
-    ("ract_jax.main", "ract_jax.recommend", "ract_jax.export", "ract_jax.evaluate_model"),
+    ("ract_jax.main", "ract_jax.recommend", "ract_jax.export", "ract_jax.evaluate_model",
+     "ract_jax.histories"),
 )
 
 
