@@ -1,7 +1,16 @@
 """Command line: `python -m ract_jax.main --config=configs/<name>.py --workdir=DIR [--config.k=v]`.
 
-Intentionally short: flags, logging, then `train_and_evaluate`. Re-running the same command on the
-same workdir resumes from its latest checkpoint.
+Trains RaCT (stage 1 actor, stage 2 critic, stage 3 actor-critic) and tests the best model by
+validation. Re-running the same command on the same workdir resumes from its latest checkpoint.
+
+Configs (files in configs/, loaded by path): default (synthetic data, no download), ml20m, netflix,
+msd, ml1m, ml1m_implicit, ml100k, ml_latest_small, custom (your own delimited or adjacency file).
+Variants after a colon: `smoke` (tiny model, two epochs) and an actor preset (paper Table 2):
+vae, vae_gaussian, vae_beta0, vae_linear, dae_liang, dae_ract, mf, warp, lambdarank; e.g.
+`--config=configs/ml1m_implicit.py:smoke,warp`. Every key and its default is documented in
+ract_jax/config_base.py; override any with `--config.<block>.<key>=value`, e.g.
+`--config.schedule.actor_epochs=10`. The workdir gets config.json, metrics.jsonl, results.json,
+predictions_test*.tsv and model/; serve that with `python -m ract_jax.recommend --help`.
 """
 
 import logging as pylogging
@@ -11,9 +20,14 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/<name>.py[:smoke]).",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs and results go.")
+from ract_jax.config_base import ACTOR_PRESETS
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, configs/<name>.py[:variant] (names and variants above; actor "
+    "presets: " + ", ".join(ACTOR_PRESETS) + "); keys in ract_jax/config_base.py.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs, results and the model go "
+                               "(re-use it to resume).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 

@@ -66,3 +66,14 @@ def test_orbax_info_records_are_dropped_below_verbosity_1():
   assert not f.filter(rec(pylogging.INFO, "/x/site-packages/orbax/checkpoint/_src/c.py"))
   assert f.filter(rec(pylogging.WARNING, "/x/site-packages/orbax/checkpoint/_src/c.py"))
   assert f.filter(rec(pylogging.INFO, "/x/ract_jax/train/trainer.py"))
+
+
+def test_help_lists_the_configs_the_presets_and_where_keys_are(tmp_path):
+  from ract_jax.config_base import ACTOR_PRESETS
+  proc = _main("--help", tmp_path=tmp_path)
+  text = " ".join((proc.stdout + proc.stderr).split())
+  configs = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "configs"))
+                   if f.endswith(".py") and f != "__init__.py")
+  missing = [c for c in configs if f" {c}" not in text] + [p for p in ACTOR_PRESETS if p not in text]
+  assert not missing, missing
+  assert "ract_jax/config_base.py" in text and "ract_jax.recommend" in text
