@@ -24,7 +24,6 @@ from typing import Sequence
 
 import ml_collections
 import numpy as np
-import pandas as pd
 
 from ract_jax import actors
 from ract_jax.data import atomic_dir
@@ -189,28 +188,43 @@ class SavedModel:
     """Item indices of raw item ids, int64 `[len(items)]`, -1 for ids not in the vocabulary.
 
     Ids are compared as the processed data wrote them: for integer ids (`id_type` 'int') '007',
-    '+7' and 7 all name item '7'; string ids must match exactly.
+    '+7', ' 7' and 7 all name item '7'; string ids must match exactly (surrounding spaces aside).
+    Vectorised (numpy; a sorted copy of the vocabulary, built once).
     """
-    tokens = pd.Series(np.asarray(list(items), dtype=object), dtype=object).astype(str).str.strip()
-    if self.info["preprocessing"]["id_type"] != "int":
-      return np.asarray(self._index().get_indexer(tokens), np.int64)
-    is_int = tokens.str.fullmatch(r"[+-]?\d+").to_numpy(bool)
-    out = np.full(len(tokens), -1, np.int64)
-    if is_int.any():
-      values = pd.to_numeric(tokens[is_int], errors="coerce")
-      ok = values.notna().to_numpy()
-      found = np.full(int(is_int.sum()), -1, np.int64)
-      found[ok] = self._index().get_indexer(values[ok].astype(np.int64))
-      out[is_int] = found
-    return out
+    arr = items if isinstance(items, np.ndarray) else np.asarray(list(items))
+    if arr.size == 0:
+      return np.zeros(0, np.int64)
+    keys, order = self._lookup()
+    if self.info["preprocessing"]["id_type"] == "int":
+      if arr.dtype.kind in "iu":
+        values, ok = arr.astype(np.int64), np.ones(arr.shape, bool)
+      else:
+        text = np.char.strip(arr.astype(str))
+        ok = np.char.isdigit(np.char.lstrip(text, "+-")) & (
+            np.char.count(text, "+") + np.char.count(text, "-") <= 1)
+        values = np.zeros(arr.shape, np.int64)
+        try:
+          values[ok] = text[ok].astype(np.int64)
+        except (ValueError, OverflowError):  # Non-ASCII digits, huge numbers: one at a time.
+          for i in np.flatnonzero(ok):
+            try:
+              values[i] = int(text[i])
+            except (ValueError, OverflowError):
+              ok[i] = False
+    else:
+      values, ok = np.char.strip(arr.astype(str)), np.ones(arr.shape, bool)
+    pos = np.minimum(np.searchsorted(keys, values), len(keys) - 1)
+    return np.where(ok & (keys[pos] == values), order[pos], -1).astype(np.int64)
 
-  def _index(self) -> pd.Index:
-    if "_index" not in self.__dict__:  # Built once (a frozen dataclass: set through __dict__).
-      ids = self.vocabulary
+  def _lookup(self) -> tuple[np.ndarray, np.ndarray]:
+    """(the vocabulary sorted, as int64 or str; the item index of each sorted entry), cached."""
+    if "_lookup_cache" not in self.__dict__:  # A frozen dataclass: cached through __dict__.
+      ids = np.asarray(self.vocabulary, dtype=str)
       if self.info["preprocessing"]["id_type"] == "int":
-        ids = np.asarray(ids, dtype=np.int64)
-      self.__dict__["_index"] = pd.Index(ids)
-    return self.__dict__["_index"]
+        ids = ids.astype(np.int64)
+      order = np.argsort(ids, kind="stable")
+      self.__dict__["_lookup_cache"] = (ids[order], order.astype(np.int64))
+    return self.__dict__["_lookup_cache"]
 
 
 def _no_model(workdir: str, path: str) -> ModelError:
