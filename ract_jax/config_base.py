@@ -132,8 +132,18 @@ def get_base_config() -> ml_collections.ConfigDict:
   b.slim_max_items = 25_000  # SLIM solves a dense M x M problem.
   b.cdae = ml_collections.ConfigDict(dict(hidden=(200,), epochs=(30,), corruption=(0.5,)))
 
+  # ---- Checkpoints (none of these keys changes results). ------------------------------------------
+  c.checkpoint = ml_collections.ConfigDict()
+  # The full resumable state is saved at the end of each stage, every `every_minutes` of wall time
+  # (0: after every epoch) and on SIGTERM / SIGINT; a resumed run replays the epochs after it.
+  c.checkpoint.every_minutes = 10.0
+  c.checkpoint.keep = 2  # Full states kept; the older one is the fall-back of a damaged latest one.
+  c.checkpoint.async_save = True  # Write while the next epoch runs.
+
   # ---- Runtime. -----------------------------------------------------------------------------------
   c.distributed = False  # Call jax.distributed.initialize() (SLURM / TPU pods / multi-host).
+  # A finished workdir re-run prints its results and exits; True re-runs the final test evaluation.
+  c.reevaluate = False
   return c
 
 

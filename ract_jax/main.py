@@ -31,18 +31,17 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs, result
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def _unknown_key_message(argv) -> str:
-  """Names the first `--config.a.b=...` override whose path is not in the loaded config."""
-  import importlib.util
+def _config_error(argv) -> str:
+  """Loads `--config=FILE[:ARG]` once before absl does, so that a bad file, an unknown variant or an
+  unknown `--config.a.b` key is reported in one line (absl would print a traceback)."""
+  from ract_jax import config_base
   spec = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--config=")), "")
-  path, _, variant = spec.partition(":")
+  if not spec:
+    return ""  # absl says --config is required.
   try:
-    module_spec = importlib.util.spec_from_file_location("ract_config", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    config = module.get_config(variant or None)
-  except Exception:  # The config file itself is the problem; absl's message will say so.
-    return ""
+    config = config_base.load(spec)
+  except Exception as e:  # pylint: disable=broad-except  (any error of the user's config file)
+    return f"--config={spec}: {e}"
   for arg in argv[1:]:
     if not arg.startswith("--config."):
       continue
@@ -59,15 +58,17 @@ def _unknown_key_message(argv) -> str:
 
 
 def _parse_flags(argv):
-  """absl's flag parsing, with an unknown config key reported as a message, not a traceback."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    print(f"FATAL Flags parsing error: {e}", file=sys.stderr)
-    sys.exit(1)
-  except (AttributeError, KeyError) as e:
-    print(f"FATAL Flags parsing error: {_unknown_key_message(argv) or e}", file=sys.stderr)
-    sys.exit(1)
+  """absl's flag parsing, with a bad config file, variant or key reported in one line."""
+  message = _config_error(argv)
+  if not message:
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      message = str(e)
+    except (AttributeError, KeyError, ValueError) as e:
+      message = str(e)
+  print(f"FATAL Flags parsing error: {message}", file=sys.stderr)
+  sys.exit(1)
 
 
 class OrbaxInfoFilter(pylogging.Filter):
@@ -88,13 +89,16 @@ def main(argv):
     import jax
     jax.distributed.initialize()  # SLURM / Open MPI / TPU pods: arguments from the environment.
   from ract_jax.data import DataError
-  from ract_jax.train import trainer
+  from ract_jax.train import trainer, workdir as workdir_lib
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
   try:
     trainer.train_and_evaluate(config, workdir)
+  except workdir_lib.Interrupted as e:  # Pre-empted: state saved; 75 (EX_TEMPFAIL) = try again.
+    print(f"interrupted: {e}", file=sys.stderr)
+    sys.exit(75)
   except (DataError, ValueError, trainer.NonFiniteError) as e:
-    # Bad input or an impossible config: the message names the file / option; the traceback is
-    # kept for --verbosity=1.
+    # Bad input, an impossible config, a busy / foreign workdir, unreadable checkpoints: the message
+    # names the file / option and what to do; the traceback is kept for --verbosity=1.
     logging.log(logging.DEBUG, "traceback:", exc_info=True)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)

@@ -230,9 +230,10 @@ class SavedModel:
 def _no_model(workdir: str, path: str) -> ModelError:
   if os.path.isdir(os.path.join(workdir, "checkpoints")) or os.path.exists(
       os.path.join(workdir, "metrics.jsonl")):
-    why = ("the run has not finished stage 1 yet, or was started by a version that did not write "
-           "model/; re-running its training command on this workdir resumes it and writes model/ "
-           "at the end of stage 1 and of the run")
+    why = ("the run has not finished stage 1 yet (re-running its training command resumes it; "
+           "model/ is written when stage 1 ends and when the run ends), or it finished under a "
+           "version that did not write model/ (re-run its training command with "
+           "--config.reevaluate=True)")
   else:
     why = "this is not the workdir of a training run (python -m ract_jax.main --workdir=...)"
   return ModelError(f"{workdir}: no finished model (no {path}): {why}.")

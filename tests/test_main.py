@@ -33,6 +33,11 @@ def test_bad_overrides_are_flag_errors(tmp_path, override, expect):
     ("--config.data.heldout_users=1000", "heldout_users"),  # 2H >= users.
     ("--config.schedule.actor_epochs=-1", "config.schedule.actor_epochs"),
     ("--config.actor.kind=gan", "config.actor.kind"),
+    # Checked before any data is prepared or any epoch runs (they used to fail after stage 1).
+    ("--config.critic.k=0", "config.critic.k=0 must be an integer >= 1"),
+    ("--config.eval.ndcg_ks=(10,20)", "config.eval.ndcg_ks=(10, 20) lacks 100"),
+    ("--config.critic.metric=map", "config.critic.metric='map'"),
+    ("--config.checkpoint.keep=1", "config.checkpoint.keep=1"),
 ])
 def test_impossible_configs_name_the_option(tmp_path, override, expect):
   proc = _main("--config=configs/default.py:smoke", f"--workdir={tmp_path / 'w'}", override,
@@ -40,6 +45,16 @@ def test_impossible_configs_name_the_option(tmp_path, override, expect):
   assert proc.returncode == 1, proc.stderr[-2000:]
   assert "error:" in proc.stderr and expect in proc.stderr
   assert "Traceback" not in proc.stderr
+  if "heldout" not in override:  # Found before anything is prepared or written.
+    assert not (tmp_path / "w").exists() and not (tmp_path / "cache").exists()
+
+
+def test_an_unwritable_workdir_is_one_line(tmp_path):
+  (tmp_path / "file").write_text("x")
+  proc = _main("--config=configs/default.py:smoke", f"--workdir={tmp_path / 'file' / 'w'}",
+               tmp_path=tmp_path)
+  assert proc.returncode == 1
+  assert "is not writable" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_missing_raw_file_says_where_and_where_to_download(tmp_path):
@@ -52,10 +67,11 @@ def test_missing_raw_file_says_where_and_where_to_download(tmp_path):
   assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("arrays.npz"))
 
 
-def test_unknown_variant(tmp_path):
+def test_unknown_variant_is_one_line(tmp_path):
   proc = _main("--config=configs/ml1m_implicit.py:smok", f"--workdir={tmp_path / 'w'}",
                tmp_path=tmp_path)
-  assert proc.returncode != 0 and "smok" in proc.stderr
+  assert proc.returncode != 0 and "unknown variant 'smok'" in proc.stderr
+  assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_orbax_info_records_are_dropped_below_verbosity_1():

@@ -85,7 +85,8 @@ def test_workdir_without_a_finished_model(tmp_path):
   (tmp_path / "checkpoints").mkdir()
   (tmp_path / "metrics.jsonl").write_text("")
   msg = _message(tmp_path, tmp_path)
-  assert "no finished model" in msg and "re-running its training command" in msg
+  assert "no finished model" in msg and "re-running its training command resumes it" in msg
+  assert "--config.reevaluate=True" in msg
   other = tmp_path / "empty"
   other.mkdir()
   assert "not the workdir of a training run" in _message(tmp_path, other)

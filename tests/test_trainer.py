@@ -62,29 +62,58 @@ def test_records_and_outputs(full_run):
   assert len(lines) == test["n_users"] + test["n_skipped"]
 
 
-def test_resume_inside_stage_1_and_stage_3_gives_identical_results(full_run, processed, tmp_path,
-                                                                    monkeypatch):
+def _same_outputs(a, b, results_a, results_b):
+  for model in ("actor", "ract"):
+    assert results_a[model]["test"] == results_b[model]["test"], model
+  assert [r["val"] for r in _rows(a)] == [r["val"] for r in _rows(b)]
+  for name in ("predictions_test.tsv", "predictions_test_actor.tsv"):
+    with open(os.path.join(a, name)) as fa, open(os.path.join(b, name)) as fb:
+      assert fa.read() == fb.read(), name
+
+
+def test_resume_after_a_save_inside_stage_1_and_stage_3_gives_identical_results(
+    full_run, processed, tmp_path, monkeypatch):
+  """Saving after every epoch (`every_minutes=0`), killed right after a save."""
   workdir, results = full_run
   for stop_after in (0, 3):  # Global epoch 0: inside stage 1; 3: first of two stage-3 epochs.
     resumed = tmp_path / f"stop{stop_after}"
-    original_save = checkpoint.Checkpoints.save_state
+    original_save = checkpoint.Checkpoints.save
 
-    def save_then_die(self, epoch, state, stop_after=stop_after):
-      original_save(self, epoch, state)
+    def save_then_die(self, epoch, payload, stop_after=stop_after):
+      original_save(self, epoch, payload)
       if epoch == stop_after:
+        self.wait()
         raise KeyboardInterrupt("simulated kill")
 
-    monkeypatch.setattr(checkpoint.Checkpoints, "save_state", save_then_die)
+    c = _config(processed)
+    c.checkpoint.every_minutes = 0.0
+    monkeypatch.setattr(checkpoint.Checkpoints, "save", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-      trainer.train_and_evaluate(_config(processed), str(resumed))
-    monkeypatch.setattr(checkpoint.Checkpoints, "save_state", original_save)
-    again = trainer.train_and_evaluate(_config(processed), str(resumed))
-    for model in ("actor", "ract"):
-      assert again[model]["test"] == results[model]["test"], (stop_after, model)
-    assert [r["val"] for r in _rows(resumed)] == [r["val"] for r in _rows(workdir)]
-    for name in ("predictions_test.tsv", "predictions_test_actor.tsv"):
-      with open(os.path.join(resumed, name)) as a, open(os.path.join(workdir, name)) as b:
-        assert a.read() == b.read()
+      trainer.train_and_evaluate(c, str(resumed))
+    monkeypatch.setattr(checkpoint.Checkpoints, "save", original_save)
+    _same_outputs(resumed, workdir, trainer.train_and_evaluate(c, str(resumed)), results)
+
+
+def test_resume_replays_the_epochs_after_the_last_stage_end(full_run, processed, tmp_path,
+                                                            monkeypatch):
+  """Default policy: full states at stage ends only; killed in the middle of stage 3 (no save
+  since stage 2 ended), the run replays stage 3's first epoch and ends identical."""
+  workdir, results = full_run
+  original_epoch = trainer.train_epoch
+
+  def epoch_then_die(run, stage, epoch, state, progress):
+    state = original_epoch(run, stage, epoch, state, progress)
+    if epoch == 3:
+      raise KeyboardInterrupt("simulated kill")
+    return state
+
+  monkeypatch.setattr(trainer, "train_epoch", epoch_then_die)
+  with pytest.raises(KeyboardInterrupt):
+    trainer.train_and_evaluate(_config(processed), str(tmp_path))
+  monkeypatch.setattr(trainer, "train_epoch", original_epoch)
+  assert [r["global_epoch"] for r in _rows(tmp_path)] == [0, 1, 2, 3]
+  again = trainer.train_and_evaluate(_config(processed), str(tmp_path))
+  _same_outputs(tmp_path, workdir, again, results)
 
 
 def test_epoch_has_no_host_transfer_and_compiles_once(processed, tmp_path):
@@ -103,7 +132,8 @@ def test_epoch_has_no_host_transfer_and_compiles_once(processed, tmp_path):
 def test_non_finite_loss_stops_with_stage_epoch_and_step(processed, tmp_path):
   c = _config(processed, actor=3, critic=0, ac=0)
   c.actor.learning_rate = 1e30
-  with pytest.raises(trainer.NonFiniteError, match=r"stage 'actor', epoch \d+/3, step \d+/"):
+  with pytest.raises(trainer.NonFiniteError,
+                     match=r"stage 'actor', epoch 1/3, step \d+/.*no checkpoint was saved before"):
     trainer.train_and_evaluate(c, str(tmp_path))
 
 

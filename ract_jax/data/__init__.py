@@ -21,11 +21,12 @@ from ract_jax.data.formats.movielens import read_ml1m, read_ml20m, read_ml100k
 from ract_jax.data.formats.msd import read_msd
 from ract_jax.data.formats.netflix import read_netflix
 from ract_jax.data.formats.synthetic import SyntheticSpec, generate as generate_synthetic, write_raw
-from ract_jax.data.processed import describe, load_processed, write_processed
+from ract_jax.data.processed import content_hash, describe, load_processed, write_processed
 from ract_jax.data.protocol import LiangSplit, Pairs, ProtocolParams, run_protocol
 from ract_jax.data.store import cache_key, load_dataset, prepare_dataset, processed_dir_for
 
 __all__ = [
+    "content_hash",
     "CSR", "HeldOut", "ProcessedData", "LiangSplit", "Pairs", "ProtocolParams", "run_protocol",
     "DataError", "DamagedFileError", "formats", "read_adjacency", "read_delimited", "read_ml1m",
     "read_ml20m", "read_ml100k", "read_msd", "read_netflix", "read_raw", "cache_key", "describe",

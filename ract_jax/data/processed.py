@@ -21,6 +21,8 @@ code (CSVs + unique_sid.txt only) loads too: the arrays are then built from the 
 
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 import zipfile
@@ -124,6 +126,17 @@ def _arrays(data: ProcessedData) -> dict:
     out[f"{name}_held_out_indptr"] = h.held_out.indptr
     out[f"{name}_held_out_indices"] = h.held_out.indices
   return out
+
+
+def content_hash(data: ProcessedData) -> str:
+  """sha1 of the split itself (every CSR array and the item ids), independent of where the data
+  came from or when it was prepared: what a workdir's identity records of its data."""
+  h = hashlib.sha1()
+  for name, array in sorted(_arrays(data).items()):
+    h.update(name.encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+  h.update("\n".join(data.unique_sid).encode())
+  return h.hexdigest()
 
 
 def counts(data: ProcessedData) -> dict:

@@ -74,29 +74,55 @@ class Records:
       return json.load(f)
 
   def append_metrics(self, row: dict) -> None:
+    """Appends one line to `metrics.jsonl` with a single write (a kill leaves at most a torn last
+    line, which `read_metrics` drops)."""
     if not self.main:
       return
-    with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-      f.write(json.dumps(_jsonable(row)) + "\n")
+    fd = os.open(os.path.join(self.workdir, "metrics.jsonl"),
+                 os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+      os.write(fd, (json.dumps(_jsonable(row)) + "\n").encode())
+    finally:
+      os.close(fd)
 
-  def truncate_metrics_after(self, global_epoch: int) -> tuple[float, dict]:
-    """On resume: drops records of epochs after the restored checkpoint (they will be redone).
-
-    Returns the best validation NDCG@100 so far and that epoch's validation metrics.
-    """
+  def read_metrics(self) -> list[dict]:
+    """The rows of `metrics.jsonl`; a torn last line (a run killed mid-write) is dropped with a
+    warning naming the file; a damaged line elsewhere is an error naming file and line."""
     path = os.path.join(self.workdir, "metrics.jsonl")
     if not os.path.exists(path):
-      return -np.inf, {}
-    with open(path) as f:
-      rows = [json.loads(line) for line in f if line.strip()]
-    keep = [r for r in rows if r.get("global_epoch", -1) <= global_epoch]
+      return []
+    with open(path, "rb") as f:
+      lines = f.read().split(b"\n")
+    filled = [i for i, line in enumerate(lines) if line.strip()]
+    rows = []
+    for i in filled:
+      try:
+        rows.append(json.loads(lines[i]))
+      except ValueError:
+        if i != filled[-1]:
+          raise ValueError(f"{path}: line {i + 1} is not JSON; the records of this workdir are "
+                           "damaged (restore the file or use another --workdir).") from None
+        self.warn(f"{path}: dropped its torn last line {i + 1} (the run was killed while writing "
+                  "it); that epoch is replayed.")
+    return rows
+
+  def truncate_metrics_after(self, global_epoch: int, metric: str) -> tuple[float, dict]:
+    """On resume: drops records of epochs after the restored checkpoint (they will be redone).
+
+    Returns the best validation `metric` so far and that epoch's validation metrics.
+    """
+    keep = [r for r in self.read_metrics() if r.get("global_epoch", -1) <= global_epoch]
     if self.main:
+      path = os.path.join(self.workdir, "metrics.jsonl")
       with open(path + ".tmp", "w") as f:
         for r in keep:
           f.write(json.dumps(r) + "\n")
       os.replace(path + ".tmp", path)
-    best = max(keep, key=lambda r: r["val"]["ndcg@100"], default=None)
-    return (best["val"]["ndcg@100"], best["val"]) if best else (-np.inf, {})
+    best = None
+    for r in keep:  # Strictly greater: ties keep the earliest epoch, as training does.
+      if best is None or r["val"][metric] > best["val"][metric]:
+        best = r
+    return (best["val"][metric], best["val"]) if best else (-np.inf, {})
 
   def banner(self, mesh, data, config, param_counts: dict) -> None:
     devices = jax.devices()
@@ -191,8 +217,9 @@ def epoch_line(row: dict, eta_stage: str, eta_total: str) -> str:
   else:
     losses = (f"mse {row['mse']:.5f}  critic std {row['critic_std']:.4f}  r {row['critic_r']:.3f}"
               f"  nll {row['nll']:.2f}")
+  best = next(v for key, v in row.items() if key.startswith("best_val_"))
   text = (f"val ndcg@100 {val['ndcg@100']:.4f} r@20 {val['recall@20']:.4f} r@50 "
-          f"{val['recall@50']:.4f} (best {row['best_val_ndcg@100']:.4f})")
+          f"{val['recall@50']:.4f} (best {best:.4f})")
   if "critic_r" in val:
     text += f" critic r {val['critic_r']:.3f}"
   return (f"{row['stage']:<6} epoch {row['epoch']:3d}/{row['epochs']}  {losses} | "

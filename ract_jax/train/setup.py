@@ -119,7 +119,9 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
       steps_per_epoch=-(-data.train.n_rows // config.batch_size),
       schedule=Schedule.from_config(config.schedule, bool(config.pretrained_actor)),
       validation=evaluator(data.validation), test=evaluator(data.test),
-      checkpoints=checkpoint.Checkpoints(os.path.join(workdir, "checkpoints")),
+      checkpoints=checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"),
+                                         keep=config.checkpoint.keep,
+                                         async_save=config.checkpoint.async_save, warn=rec.warn),
       key=jax.random.PRNGKey(config.seed), score_actor=evaluate.actor_score_fn(config.actor),
       actor_loss=functools.partial(actors.per_user_loss, config.actor),
       critic_estimate=_critic_estimate(config.critic))

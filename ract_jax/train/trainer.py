@@ -6,62 +6,58 @@
     state = run_stage("ac", state)       stage 3: the actor on the critic (eq. 7), the critic on eq. 6
     finalize(state)                      the best model by validation, on the test users
 
-Epochs are numbered globally across the stages (`setup.Schedule`). After every epoch the state is
-checkpointed; re-running the same command on the same workdir resumes after the latest checkpoint,
-skipping the finished stages, and ends with the same metrics as an uninterrupted run.
+Epochs are numbered globally across the stages (`setup.Schedule`). The full state is checkpointed
+at the end of each stage, every `config.checkpoint.every_minutes` and when the process is asked to
+stop; re-running the same command on the same workdir resumes after the latest good checkpoint,
+replays the epochs after it and ends with the same metrics as an uninterrupted run. A workdir is
+locked while its run lives and refuses a run of another configuration or data (`workdir.py`); a
+finished workdir re-run prints its results and exits.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
+import time
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ract_jax import actors, evaluate, metrics, model_io
+from ract_jax import actors, data as data_lib, evaluate, metrics, model_io
 from ract_jax.baselines import search
 from ract_jax.device import parallel
 from ract_jax.train import checkpoint, loops, records, setup, state as state_lib, steps
+from ract_jax.train import workdir as workdir_lib
 from ract_jax.train.setup import Run
 from ract_jax.train.state import TrainState
+from ract_jax.train.validate import check_config, selection_metric
 
-VALIDATION_METRIC = "ndcg@100"
+FINISHED_FILE = "finished.json"
 
 
 class NonFiniteError(FloatingPointError):
   """A loss or parameter went NaN/inf; the last good checkpoint is kept."""
 
 
-def check_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError, naming the option, for a config that cannot run."""
-  s = config.schedule
-  for name in ("actor_epochs", "critic_epochs", "ac_epochs"):
-    if getattr(s, name) < 0:
-      raise ValueError(f"config.schedule.{name}={getattr(s, name)} must be >= 0.")
-  if s.actor_epochs == 0 and not config.pretrained_actor and (s.critic_epochs or s.ac_epochs):
-    raise ValueError("config.schedule.actor_epochs=0 with critic/ac epochs: RaCT needs a "
-                     "pre-trained actor (paper §3, 'Actor Pre-training'); set actor_epochs >= 1 "
-                     "or --config.pretrained_actor=<workdir of a finished stage 1>.")
-  if config.batch_size <= 0:
-    raise ValueError(f"config.batch_size={config.batch_size} must be positive.")
-  if config.critic.kind not in ("features", "naive"):
-    raise ValueError(f"config.critic.kind={config.critic.kind!r}: expected 'features' or 'naive'.")
-  if not 0.0 < config.actor.keep_prob <= 1.0:
-    raise ValueError(f"config.actor.keep_prob={config.actor.keep_prob} must be in (0, 1].")
-  search.check_names(config.baselines)
-
-
 @dataclasses.dataclass
 class Progress:
-  """Model selection so far: the next epoch to run and the best validation NDCG@100 (its metrics,
-  its epoch). A resumed run rebuilds it from `metrics.jsonl`."""
+  """Where the run is: the next epoch to run, the best validation score so far (its metrics, its
+  epoch and the actor's parameters then), and when the full state was last saved."""
 
   start: int = 0
   best_score: float = -np.inf
   best_val: dict = dataclasses.field(default_factory=dict)
+  best_actor: Any = None
+  best_epoch: int = -1
+  last_save: float = dataclasses.field(default_factory=time.monotonic)
+
+
+_copy = jax.jit(lambda tree: jax.tree.map(jnp.copy, tree))  # A buffer the next epoch won't donate.
 
 
 # ---- State. -------------------------------------------------------------------------------------
@@ -73,18 +69,25 @@ def initial_state(run: Run) -> TrainState:
   return jax.jit(create, out_shardings=parallel.replicated(run.mesh))()
 
 
+def _payload(state: TrainState, progress: Progress) -> dict:
+  best = state.actor if progress.best_actor is None else progress.best_actor
+  return {"state": state, "best_actor": best,
+          "best_epoch": np.asarray(progress.best_epoch, np.int32)}
+
+
 def resume(run: Run, state: TrainState) -> tuple[TrainState, Progress]:
-  """The latest checkpoint of the workdir (if any) and the model selection up to it."""
-  latest = run.checkpoints.latest_epoch()
+  """The latest good checkpoint of the workdir (if any) and the model selection up to it."""
+  latest, payload = run.checkpoints.restore_latest(_payload(state, Progress()))
   if latest is None:
+    run.records.truncate_metrics_after(-1, selection_metric(run.config))
     return state, Progress()
-  state = run.checkpoints.restore_state(latest, state)
-  run.checkpoints.discard_best_after(latest)
-  best_score, best_val = run.records.truncate_metrics_after(latest)
+  best_score, best_val = run.records.truncate_metrics_after(latest, selection_metric(run.config))
   stage, k, n = run.schedule.locate(latest)
   run.records.log("resumed from the checkpoint of global epoch %d (%s epoch %d/%d)", latest + 1,
                   stage, k, n)
-  return state, Progress(start=latest + 1, best_score=best_score, best_val=best_val)
+  return payload["state"], Progress(start=latest + 1, best_score=best_score, best_val=best_val,
+                                    best_actor=payload["best_actor"],
+                                    best_epoch=int(payload["best_epoch"]))
 
 
 # ---- Stages. ------------------------------------------------------------------------------------
@@ -113,9 +116,16 @@ def validate(run: Run, state: TrainState, with_critic: bool) -> dict:
                             (state.critic, state.critic_norm))
 
 
+def _last_saved(run: Run) -> str:
+  latest = run.checkpoints.latest_epoch()
+  if latest is None:
+    return "no checkpoint was saved before it"
+  return f"the last checkpoint (global epoch {latest + 1}) is kept in {run.checkpoints.directory}"
+
+
 def train_epoch(run: Run, stage: str, epoch: int, state: TrainState,
                 progress: Progress) -> TrainState:
-  """One global epoch: train, check, validate, record, checkpoint."""
+  """One global epoch: train, check, validate, record."""
   _, k, n_stage = run.schedule.locate(epoch)
   t0 = records.now()
   new_state, sums = epoch_program(run, stage)(state, run.csr, state_lib.epoch_key(run.key, epoch))
@@ -126,11 +136,11 @@ def train_epoch(run: Run, stage: str, epoch: int, state: TrainState,
   if bad is None and not bool(loops.all_finite(new_state)):
     bad = (run.steps_per_epoch - 1, "parameters")
   if bad is not None:
+    run.checkpoints.wait()
     raise NonFiniteError(
         f"non-finite {bad[1]} in stage '{stage}', epoch {k}/{n_stage}, step {bad[0] + 1}/"
-        f"{run.steps_per_epoch} (global epoch {epoch + 1}); the last good checkpoint (global "
-        f"epoch {epoch}) is kept in {run.checkpoints.directory}. Lower the learning rate or "
-        f"check the data.")
+        f"{run.steps_per_epoch} (global epoch {epoch + 1}); {_last_saved(run)}. Lower the "
+        "learning rate or check the data.")
   state = new_state
   train = records.epoch_summary(stage, sums)
 
@@ -148,24 +158,41 @@ def train_epoch(run: Run, stage: str, epoch: int, state: TrainState,
       run.records.warn(f"DEAD CRITIC: its output is constant (std {train['critic_std']:.2e}) in "
                        f"{stage} epoch {k}: stage 3 cannot move the actor. Try "
                        "--config.critic.normalize=batchnorm or another --config.critic.seed.")
-  score = val[VALIDATION_METRIC]
-  if score > progress.best_score:  # Strict: ties keep the earliest epoch.
-    progress.best_score, progress.best_val = score, dict(val)
-    run.checkpoints.save_best(epoch, state.actor)
-  row["best_val_ndcg@100"] = progress.best_score
+  metric = selection_metric(run.config)
+  if val[metric] > progress.best_score:  # Strict: ties keep the earliest epoch.
+    progress.best_score, progress.best_val = val[metric], dict(val)
+    progress.best_actor, progress.best_epoch = _copy(state.actor), epoch
+  row[f"best_val_{metric}"] = progress.best_score
   run.records.append_metrics(row)
   later = {s: n for s, n in zip(setup.STAGES, run.schedule.lengths)
            if setup.STAGES.index(s) > setup.STAGES.index(stage)}
   run.records.log(records.epoch_line(row, *run.records.eta(stage, n_stage - k, later)))
-  run.checkpoints.save_state(epoch, state)
   return state
 
 
-def run_stage(run: Run, stage: str, state: TrainState, progress: Progress) -> TrainState:
-  """The epochs of `stage` not yet done (a resumed run skips those before `progress.start`)."""
+def save(run: Run, epoch: int, state: TrainState, progress: Progress) -> None:
+  """Starts writing the full state after `epoch` (asynchronously; see checkpoint.py)."""
+  run.checkpoints.save(epoch, _payload(state, progress))
+  progress.last_save = time.monotonic()
+
+
+def run_stage(run: Run, stage: str, state: TrainState, progress: Progress,
+              stop: workdir_lib.StopRequests) -> TrainState:
+  """The epochs of `stage` not yet done (a resumed run skips those before `progress.start`); the
+  full state is saved after its last epoch, every `config.checkpoint.every_minutes`, and before
+  stopping when the process was asked to (SIGTERM / SIGINT)."""
   first, last = run.schedule.span(stage)
+  every = 60.0 * run.config.checkpoint.every_minutes
   for epoch in range(max(first, progress.start), last):
     state = train_epoch(run, stage, epoch, state, progress)
+    stopping = stop.requested()
+    if epoch == last - 1 or stopping or time.monotonic() - progress.last_save >= every:
+      save(run, epoch, state, progress)
+    if stopping:
+      run.checkpoints.wait()
+      raise workdir_lib.Interrupted(
+          f"stopped by {stop.signal or 'another process'} after global epoch {epoch + 1}; its "
+          f"state is saved in {run.checkpoints.directory}. Re-run the same command to resume.")
   return state
 
 
@@ -179,12 +206,13 @@ def hand_over(run: Run, state: TrainState, progress: Progress, results: dict) ->
     progress.best_val = evaluate.summarize(
         run.validation.run(run.score_actor, best, run.actor_loss))
   else:
-    best = run.checkpoints.restore_best(state.actor)
+    best = progress.best_actor
     checkpoint.save_actor(run.workdir, best)
-    source = f"global epoch {run.checkpoints.best_epoch() + 1}"
+    source = f"global epoch {progress.best_epoch + 1}"
   per_user = test_model(run, best, None, "actor", "predictions_test_actor.tsv", results,
                         progress.best_val)
-  save_model(run, best, "actor", per_user, results, ("predictions_test_actor_raw.tsv",))
+  save_model(run, best, "actor", progress.best_epoch, per_user, results,
+             ("predictions_test_actor_raw.tsv",))
   state = jax.jit(lambda s, a: state_lib.hand_over(s, a, run.key, cfg.critic, run.shape.n_items),
                   out_shardings=parallel.replicated(run.mesh))(state, best)
   run.records.log("stage 2: critic pre-training from the best actor (%s)", source)
@@ -220,15 +248,14 @@ def test_model(run: Run, actor_params, critic_state, name: str, predictions_file
 def finalize(run: Run, state: TrainState, progress: Progress, results: dict) -> dict:
   """The best actor by validation on the test users; with stages 2-3, the last trained critic's
   estimates beside it (paper Figures 4 and 6)."""
-  best_epoch = run.checkpoints.best_epoch()
-  best = run.checkpoints.restore_best(state.actor)
+  best, best_epoch = progress.best_actor, progress.best_epoch
   if not run.schedule.trains_critic:  # Stage 1 only: the actor is the final model.
     per_user = test_model(run, best, None, "actor", "predictions_test_actor.tsv", results,
                           progress.best_val)
     if run.records.main:
       shutil.copyfile(os.path.join(run.workdir, "predictions_test_actor.tsv"),
                       os.path.join(run.workdir, "predictions_test.tsv"))
-    save_model(run, best, "actor", per_user, results,
+    save_model(run, best, "actor", best_epoch, per_user, results,
                ("predictions_test_actor_raw.tsv", "predictions_test_raw.tsv"))
   else:
     per_user = test_model(run, best, (state.critic, state.critic_norm), "ract",
@@ -243,7 +270,7 @@ def finalize(run: Run, state: TrainState, progress: Progress, results: dict) -> 
         "best_global_epoch": int(best_epoch) + 1,
         "best_stage": run.schedule.locate(int(best_epoch))[0],
     }
-    save_model(run, best, "ract", per_user, results, ("predictions_test_raw.tsv",))
+    save_model(run, best, "ract", best_epoch, per_user, results, ("predictions_test_raw.tsv",))
   run.records.write_json("results.json", results)
   run.records.log("test users (%d), best-by-validation models:\n%s", run.data.test.n_users,
                   records.comparison_table(results))
@@ -251,7 +278,7 @@ def finalize(run: Run, state: TrainState, progress: Progress, results: dict) -> 
   return results
 
 
-def save_model(run: Run, params, name: str, per_user: dict, results: dict,
+def save_model(run: Run, params, name: str, best_epoch: int, per_user: dict, results: dict,
                raw_predictions: tuple) -> None:
   """The selected model in portable form (`<workdir>/model/`, see `model_io`) and its test top-100
   lists in raw user and item ids (`raw_predictions` files, the lines of `predictions_test*.tsv`
@@ -262,9 +289,8 @@ def save_model(run: Run, params, name: str, per_user: dict, results: dict,
   if name == "actor" and cfg.pretrained_actor:
     selected = {"pretrained_actor": cfg.pretrained_actor}
   else:
-    epoch = int(run.checkpoints.best_epoch())
-    stage, k, n = run.schedule.locate(epoch)
-    selected = {"global_epoch": epoch + 1, "stage": stage, "epoch": k, "epochs": n}
+    stage, k, n = run.schedule.locate(int(best_epoch))
+    selected = {"global_epoch": int(best_epoch) + 1, "stage": stage, "epoch": k, "epochs": n}
   info = model_io.model_info(name, selected, cfg.actor, cfg.data, cfg.eval, data.n_items,
                              results[name]["test"])
   model_io.write(run.workdir, jax.device_get(params), info, data.unique_sid)
@@ -278,26 +304,90 @@ def save_model(run: Run, params, name: str, per_user: dict, results: dict,
     evaluate.write_predictions(os.path.join(run.workdir, file), users, items)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Runs (or resumes) the configured stages and returns the `results.json` content."""
-  check_config(config)
+def _retest_actor(run: Run, state: TrainState, results: dict) -> None:
+  """`--config.reevaluate`: the pre-trained actor of a finished run (its `actor_best/`) again."""
+  actor = checkpoint.load_actor(run.config.pretrained_actor or run.workdir, state.actor)
+  test_model(run, actor, None, "actor", "predictions_test_actor.tsv", results,
+             results.get("actor", {}).get("validation", {}))
+
+
+def _finished(run: Run) -> dict | None:
+  path = os.path.join(run.workdir, FINISHED_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _report_finished(run: Run, finished: dict) -> dict:
+  results = run.records.read_json("results.json", {}) or {}
+  run.records.log("%s: this run finished on %s (%d global epochs); nothing to do. Its test "
+                  "results:\n%s\n(--config.reevaluate=True re-runs the test evaluation.)",
+                  run.workdir, finished.get("finished_at", "?"), finished.get("global_epochs", 0),
+                  records.comparison_table(results))
+  return results
+
+
+def _start(run: Run, config: ml_collections.ConfigDict) -> tuple[bool, dict | None]:
+  """Checks the workdir's identity before anything is written; records it on a first start.
+
+  Returns:
+    (resuming, the finished record if the run already finished).
+  """
+  ident = workdir_lib.identity(config, data_lib.content_hash(run.data))
+  resuming = workdir_lib.check_identity(run.workdir, ident)
+  if not resuming and run.records.main:
+    workdir_lib.write_identity(run.workdir, ident)
+  return resuming, _finished(run) if resuming else None
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                        stop: workdir_lib.StopRequests) -> dict:
+  workdir_lib.check_not_foreign(workdir)
   run = setup.build(config, workdir)
+  resuming, finished = _start(run, config)
+  if finished and not config.reevaluate:
+    return _report_finished(run, finished)
+  run.records.write_json("config.json", config.to_dict())
   state = initial_state(run)
   run.records.banner(run.mesh, run.data, config,
                      {"actor": actors.param_count(state.actor),
                       "critic": actors.param_count(state.critic)})
-  run.records.write_json("config.json", config.to_dict())
   results = run.records.read_json("results.json", {}) or {}
   results.update(search.evaluate_baselines(config.baselines, run.data.train, run.validation,
                                            run.test, run.records.log, run.records.warn, results))
   run.records.write_json("results.json", results)
 
   state, progress = resume(run, state)
-  state = run_stage(run, "actor", state, progress)
+  state = run_stage(run, "actor", state, progress, stop)
   if run.schedule.trains_critic and progress.start <= run.schedule.span("critic")[0]:
     state = hand_over(run, state, progress, results)
-  state = run_stage(run, "critic", state, progress)
-  state = run_stage(run, "ac", state, progress)
+  state = run_stage(run, "critic", state, progress, stop)
+  state = run_stage(run, "ac", state, progress, stop)
+  if finished and run.schedule.trains_critic:
+    _retest_actor(run, state, results)
   results = finalize(run, state, progress, results)
   run.checkpoints.close()
+  run.records.write_json(FINISHED_FILE, {"global_epochs": run.schedule.total,
+                                         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")})
   return results
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Runs, resumes or (when finished) reports the configured stages; returns `results.json`.
+
+  Raises:
+    ValueError (its subclasses `workdir.WorkdirError`, `checkpoint.CheckpointError`) for a config,
+      workdir or checkpoint that cannot be used, `NonFiniteError`, and `workdir.Interrupted` after
+      a requested stop (state saved).
+  """
+  check_config(config)
+  if jax.process_index() == 0:
+    workdir_lib.check_writable(workdir)
+  lock = workdir_lib.hold(workdir)
+  try:
+    with workdir_lib.StopRequests() as stop:
+      return _train_and_evaluate(config, workdir, stop)
+  finally:
+    if lock is not None:
+      lock.release()

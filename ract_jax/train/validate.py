@@ -1,0 +1,84 @@
+"""The whole config checked before any data is prepared or any epoch runs: every value that would
+otherwise fail late (after stage 1, say) gets a one-line message naming its key."""
+
+from __future__ import annotations
+
+import ml_collections
+
+from ract_jax import actors, losses
+from ract_jax.baselines import search
+from ract_jax.critic import network, objective
+from ract_jax.data import formats
+from ract_jax.data.protocol import ProtocolParams
+
+
+def _choice(value, options, key: str) -> None:
+  if value not in options:
+    raise ValueError(f"config.{key}={value!r}: expected one of {tuple(options)}.")
+
+
+def _positive(value, key: str, strict: bool = True) -> None:
+  if not isinstance(value, (int, float)) or (value <= 0 if strict else value < 0):
+    raise ValueError(f"config.{key}={value!r} must be {'> 0' if strict else '>= 0'}.")
+
+
+def selection_metric(config: ml_collections.ConfigDict) -> str:
+  """The validation metric that selects the model: the critic's own metric and cut-off
+  (NDCG@100 by default)."""
+  return f"{config.critic.metric}@{config.critic.k}"
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the key of the first value that cannot run."""
+  s, a, k, e = config.schedule, config.actor, config.critic, config.eval
+  for name in ("actor_epochs", "critic_epochs", "ac_epochs"):
+    _positive(getattr(s, name), f"schedule.{name}", strict=False)
+  if s.actor_epochs == 0 and not config.pretrained_actor and (s.critic_epochs or s.ac_epochs):
+    raise ValueError("config.schedule.actor_epochs=0 with critic/ac epochs: RaCT needs a "
+                     "pre-trained actor (paper §3, 'Actor Pre-training'); set actor_epochs >= 1 "
+                     "or --config.pretrained_actor=<workdir of a finished stage 1>.")
+  if config.pretrained_actor and not (s.critic_epochs or s.ac_epochs):
+    raise ValueError("config.pretrained_actor is set but config.schedule.critic_epochs and "
+                     "ac_epochs are 0: there is nothing to train.")
+  if s.actor_epochs + s.critic_epochs + s.ac_epochs == 0:
+    raise ValueError("config.schedule: every stage has 0 epochs; there is nothing to train.")
+  _positive(config.batch_size, "batch_size")
+  _positive(e.batch_size, "eval.batch_size")
+
+  fam = actors.family(a)
+  _choice(a.shape, fam.SHAPES, "actor.shape")
+  _choice(a.loss, losses.LOSSES, "actor.loss")
+  _choice(a.anneal_schedule, ("epochs", "steps"), "actor.anneal_schedule")
+  if not 0.0 < a.keep_prob <= 1.0:
+    raise ValueError(f"config.actor.keep_prob={a.keep_prob} must be in (0, 1].")
+  for key in ("hidden_dim", "latent_dim", "learning_rate"):
+    _positive(a[key], f"actor.{key}")
+  _positive(config.ac.actor_learning_rate, "ac.actor_learning_rate")
+  _choice(config.ac.critic_mode, ("eval", "train"), "ac.critic_mode")
+
+  _choice(k.kind, network.KINDS, "critic.kind")
+  _choice(k.normalize, network.NORMALIZE, "critic.normalize")
+  _choice(k.metric, objective.ORACLES, "critic.metric")
+  if not isinstance(k.k, int) or k.k < 1:
+    raise ValueError(f"config.critic.k={k.k!r} must be an integer >= 1 (the oracle's cut-off).")
+  _positive(k.learning_rate, "critic.learning_rate")
+
+  for key in ("ndcg_ks", "recall_ks"):
+    if any(not isinstance(v, int) or v < 1 for v in e[key]):
+      raise ValueError(f"config.eval.{key}={tuple(e[key])}: cut-offs must be integers >= 1.")
+  metric, cutoff = config.critic.metric, config.critic.k
+  if cutoff not in e[f"{metric}_ks"]:
+    raise ValueError(f"config.eval.{metric}_ks={tuple(e[f'{metric}_ks'])} lacks {cutoff}: the "
+                     f"model is selected on validation {selection_metric(config)} (the critic's "
+                     f"metric); add it, e.g. --config.eval.{metric}_ks=\"{tuple(e[f'{metric}_ks']) + (cutoff,)}\".")
+  if 100 not in e.ndcg_ks or 20 not in e.recall_ks or 50 not in e.recall_ks:
+    raise ValueError("config.eval must keep NDCG@100, Recall@20 and Recall@50 (the paper's Table 1 "
+                     f"metrics); got ndcg_ks={tuple(e.ndcg_ks)}, recall_ks={tuple(e.recall_ks)}.")
+
+  formats.get(config.data.format)
+  ProtocolParams.from_config(config.data).validate()
+  search.check_names(config.baselines)
+  _positive(config.checkpoint.every_minutes, "checkpoint.every_minutes", strict=False)
+  if not isinstance(config.checkpoint.keep, int) or config.checkpoint.keep < 2:
+    raise ValueError(f"config.checkpoint.keep={config.checkpoint.keep!r} must be an integer >= 2 "
+                     "(the previous state is the fall-back of a damaged latest one).")
