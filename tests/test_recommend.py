@@ -18,7 +18,7 @@ from configs import default
 from ract_jax import recommend
 from ract_jax.data import load_processed
 from ract_jax.recommend import Recommender
-from ract_jax.train import checkpoint, trainer
+from ract_jax.train import trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -123,14 +123,14 @@ def test_a_copied_workdir_reproduces_the_test_predictions_without_the_data(run, 
 
 def test_a_workdir_stopped_after_stage_1_serves_the_pre_trained_actor(run, tmp_path, monkeypatch,
                                                                       caplog):
-  original = checkpoint.Checkpoints.save_state
+  original = trainer.train_epoch
 
-  def save_then_die(self, epoch, state):
-    original(self, epoch, state)
-    if epoch == 2:  # The first epoch of stage 2.
+  def die_in_stage_2(run_, stage, *args, **kwargs):
+    if stage == "critic":  # After the hand-over, before stage 2's first epoch ends.
       raise KeyboardInterrupt("simulated kill")
+    return original(run_, stage, *args, **kwargs)
 
-  monkeypatch.setattr(checkpoint.Checkpoints, "save_state", save_then_die)
+  monkeypatch.setattr(trainer, "train_epoch", die_in_stage_2)
   with pytest.raises(KeyboardInterrupt):
     trainer.train_and_evaluate(_config(run.processed), str(tmp_path / "stopped"))
   with caplog.at_level(logging.INFO, logger="ract_jax.recommend"):

@@ -53,7 +53,9 @@ def test_headline_by_hand():
   half = 1.96 * 0.1 / np.sqrt(3)
   assert "actor 0.4000 -> RaCT 0.4500" in line and "paired difference +0.1000" in line
   assert f"[{0.1 - half:+.4f}, {0.1 + half:+.4f}]" in line
-  assert "over 3 users (2 better, 0 worse)" in line
+  assert line.endswith("over 3 users (2 better, 0 worse)")
+  results["ract"]["diagnostics"] = {"best_stage": "actor"}
+  assert records.headline(results, actor, actor).endswith("so RaCT is that actor")
   stage1 = records.headline({"actor": {"test": {"ndcg@100": 0.4, "ndcg@100_se": 0.01}}}, actor,
                             None)
   assert stage1 == ("headline: test NDCG@100 of the actor 0.4000 (± 0.0100); stages 2-3 did not "

@@ -260,9 +260,12 @@ def headline(results: dict, actor: dict | None, ract: dict | None,
   keep = (actor["n_heldout"] > 0) & (ract["n_heldout"] > 0)
   p = metrics.paired_difference(actor[metric][keep], ract[metric][keep])
   before, after = results["actor"]["test"][metric], results["ract"]["test"][metric]
+  same = results["ract"].get("diagnostics", {}).get("best_stage") == "actor"
   return (f"headline: test {metric.upper()} actor {before:.4f} -> RaCT {after:.4f}: paired "
           f"difference {p['mean']:+.4f}, 95% interval [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] "
-          f"over {p['n']} users ({p['n_better']} better, {p['n_worse']} worse)")
+          f"over {p['n']} users ({p['n_better']} better, {p['n_worse']} worse)" +
+          ("; no stage-3 epoch beat the pre-trained actor on validation, so RaCT is that actor"
+           if same else ""))
 
 
 def now() -> float:
