@@ -29,6 +29,7 @@ from ract_jax import evaluate, histories as histories_lib, model_io
 from ract_jax.data.csr import CSR, HeldOut
 from ract_jax.data.errors import DataError
 from ract_jax.device import parallel
+from ract_jax.recommend import fail
 
 logger = logging.getLogger("ract_jax.evaluate_model")
 
@@ -92,8 +93,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         json.dump(summary, f, indent=2)
         f.write("\n")
   except (model_io.ModelError, DataError, ValueError, OSError) as e:
-    print("error: " + " ".join(str(e).split()), file=sys.stderr)
-    sys.exit(1)
+    fail(str(e))
   print(f"{summary['n_users']:,} users with held-out items ({summary['n_skipped']:,} without, "
         "skipped)")
   names = [n for n in summary if "@" in n and not n.endswith("_se")]

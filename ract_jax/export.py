@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import sys
 from typing import Sequence
 
 import jax
@@ -43,6 +42,7 @@ from ract_jax import evaluate, model_io
 from ract_jax.actors import sparse_layer
 from ract_jax.data import atomic_dir
 from ract_jax.device import batches
+from ract_jax.recommend import fail
 
 ARTIFACT = "scores.jax_exported"
 EXPORT_DIR = "export"
@@ -132,8 +132,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   try:
     out = write_export(args.workdir, args.out, platforms)
   except (model_io.ModelError, ValueError, OSError) as e:
-    print("error: " + " ".join(str(e).split()), file=sys.stderr)
-    sys.exit(1)
+    fail(str(e))
   print(f"wrote {out}: {ARTIFACT}, {model_io.VOCABULARY_FILE}, export.json")
 
 

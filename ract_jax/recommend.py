@@ -141,6 +141,17 @@ class Recommender:
     self._note(rows)
     return rows
 
+  def read(self, path: str) -> histories_lib.Histories:
+    """A file of `user<TAB>item[<TAB>rating]` lines as rows (`histories.read_tsv`), warning about
+    what was left out.
+
+    Raises:
+      DataError: a missing, empty or malformed file (the message names the file and line).
+    """
+    rows = histories_lib.read_tsv(path, self.model)
+    self._note(rows)
+    return rows
+
   def _note(self, rows: histories_lib.Histories) -> None:
     self.last_unknown = rows.n_unknown
     for note in rows.notes():
@@ -163,7 +174,7 @@ class Recommender:
 
   def recommend_rows(self, rows: histories_lib.Histories, k: int = 100,
                      exclude_seen: bool = True) -> dict:
-    """`recommend` on already mapped rows (`histories_lib.read_tsv`, `histories`)."""
+    """`recommend` on rows already mapped (`read`, `histories`)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not (
         1 <= k <= self.model.n_items):
       raise ValueError(f"k={k!r}: expected an integer from 1 to the model's {self.model.n_items} "
@@ -232,8 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   try:
     rec = Recommender.from_workdir(args.workdir)
     print(rec.description, file=sys.stderr)
-    rows = histories_lib.read_tsv(args.input, rec.model)
-    rec._note(rows)  # pylint: disable=protected-access
+    rows = rec.read(args.input)
     lists = rec.recommend_rows(rows, args.k, exclude_seen=not args.include_seen)
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
