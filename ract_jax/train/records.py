@@ -260,7 +260,8 @@ def headline(results: dict, actor: dict | None, ract: dict | None,
   keep = (actor["n_heldout"] > 0) & (ract["n_heldout"] > 0)
   p = metrics.paired_difference(actor[metric][keep], ract[metric][keep])
   before, after = results["actor"]["test"][metric], results["ract"]["test"][metric]
-  same = results["ract"].get("diagnostics", {}).get("best_stage") == "actor"
+  # Stages 1-2 leave the actor as pre-trained: a best epoch there means no stage-3 epoch beat it.
+  same = results["ract"].get("diagnostics", {}).get("best_stage") in ("actor", "critic")
   return (f"headline: test {metric.upper()} actor {before:.4f} -> RaCT {after:.4f}: paired "
           f"difference {p['mean']:+.4f}, 95% interval [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] "
           f"over {p['n']} users ({p['n_better']} better, {p['n_worse']} worse)" +
