@@ -14,9 +14,9 @@ Conventions, matching the authors' `evaluation_functions.py` and Liang et al.'s 
     would give NaN. The critic's targets rely on it. For reported means, `summarize` skips those
     users instead and says how many it skipped.
 
-What the public functions accept (checked when they are called or traced, from shapes and dtypes
-only, so the checks cost nothing in the compiled program; a violation raises naming the function,
-the argument and the shapes):
+What the public functions accept. Shapes, dtypes and cut-offs are checked when a function is called
+or traced, from the shapes and dtypes alone, so those checks cost nothing in the compiled program;
+a violation raises naming the function, the argument and the shapes.
   * `scores` and `heldout` are 2-D `[B, M]` arrays (or anything `jnp.asarray` takes: lists, numpy)
     of the same shape, with M >= 1; `scores` is floating; `heldout` is bool, integer or floating.
     One user is `[1, M]`, never `[M]`, and a `[1, M]` `heldout` is not broadcast over B users.
