@@ -14,11 +14,36 @@ Conventions, matching the authors' `evaluation_functions.py` and Liang et al.'s 
     would give NaN. The critic's targets rely on it. For reported means, `summarize` skips those
     users instead and says how many it skipped.
 
+What the public functions accept. Shapes, dtypes and cut-offs are checked when a function is called
+or traced, from the shapes and dtypes alone, so those checks cost nothing in the compiled program;
+a violation raises naming the function, the argument and the shapes.
+  * `scores` and `heldout` are 2-D `[B, M]` arrays (or anything `jnp.asarray` takes: lists, numpy)
+    of the same shape, with M >= 1; `scores` is floating; `heldout` is bool, integer or floating.
+    One user is `[1, M]`, never `[M]`, and a `[1, M]` `heldout` is not broadcast over B users.
+  * `heldout` holds 0 and 1 only (binary gains). A call outside `jax.jit` whose `heldout` is a
+    concrete non-bool array checks that and raises ValueError naming the first other value (a 2,
+    a -1, a NaN, ...); a bool array is binary by construction and is not read. Under `jax.jit` the
+    values are tracers that cannot be inspected: there `heldout` is trusted and used as given (gain
+    and count), which the evaluator and the critic's target guarantee by building it from a mask.
+    Why not binarise (`heldout > 0`) or check inside the compiled program instead: either needs a
+    compare over all of `[B, M]`, which XLA on CPU does not fold into the vectorised sum that
+    counts n_heldout, so every call of the trainer and the evaluator (whose input is binary
+    anyway) would pay at least that pass: `value_check_s` in `experiments/bench_metrics.py`, a
+    sizeable fraction of NDCG@100's own time. Eagerly it is paid only by calls that hand over a
+    concrete non-bool array, the ones that may hold anything.
+  * Non-finite scores: NaN ranks as `-inf`, and a top-k slot whose score is `-inf` (or NaN) is
+    never a hit, whatever `heldout` says there: it was not recommended (fold-in items are masked to
+    -inf for exactly that reason). A row whose scores are all NaN or all `-inf` scores 0 (it still
+    counts its held-out items, so `summarize` averages it in as 0). `+inf` is an ordinary, highest
+    score. A row whose top k holds neither NaN nor -inf (at least k finite scores: every row of
+    real data, where fold-in items are far fewer than M - k) is computed exactly as before these
+    rules, bit for bit; the other rows are recomputed under the rules, equal to the old values up
+    to float rounding where the old ones were right (no held-out item at -inf).
+
 Tie-breaking: `jax.lax.top_k` puts the lower item index first among equal scores (documented in
 its docstring and checked in the tests), i.e. the order of a stable descending argsort. Items at
 `-inf` tie with each other, so they can enter the top k only when a row has fewer than k finite
-scores, and they then come in index order; since the held-out matrix is 0 on fold-in items, they
-never count as hits. NaN scores rank above `+inf` in `top_k`; they are not checked for here.
+scores, and they then come in index order, never as hits.
 
 `k` (and the cut-off tuples of `ranking_metrics`) are static Python ints: every distinct value
 compiles once. A `k` larger than the number of items M is clipped to M, which leaves both metrics
@@ -38,15 +63,6 @@ import numpy as np
 def _discounts(k: int) -> jnp.ndarray:
   """`1 / log2(r + 1)` for r = 1..k, float32 `[k]` (computed in float64 on the host)."""
   return jnp.asarray(1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64)), jnp.float32)
-
-
-def _top_hits(scores: jnp.ndarray, heldout: jnp.ndarray, k: int):
-  """Relevance of the top-k items in rank order, float32 `[B, min(k, M)]`, and n_heldout `[B]`."""
-  k = min(k, scores.shape[-1])
-  _, idx = jax.lax.top_k(scores, k)
-  hits = jnp.take_along_axis(heldout, idx, axis=-1).astype(jnp.float32)
-  n_heldout = jnp.sum(heldout.astype(jnp.float32), axis=-1)
-  return hits, n_heldout
 
 
 def _ndcg_from_hits(hits: jnp.ndarray, n_heldout: jnp.ndarray, k: int) -> jnp.ndarray:
@@ -70,54 +86,156 @@ def _recall_from_hits(hits: jnp.ndarray, n_heldout: jnp.ndarray, k: int) -> jnp.
   return jnp.where(n_heldout > 0, n_hit / denom, 0.0).astype(jnp.float32)
 
 
-def _check_k(k) -> int:
+def _check_k(k, where: str = "k") -> int:
   if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-    raise TypeError(f"k must be a Python int (static), got {type(k).__name__}: {k!r}")
+    raise TypeError(f"{where} must be a Python int (static), got {type(k).__name__}: {k!r}")
   if k < 1:
-    raise ValueError(f"k must be >= 1, got {k}")
+    raise ValueError(f"{where} must be >= 1, got {k}")
   return int(k)
 
 
-@functools.partial(jax.jit, static_argnames="k")
-def _ndcg_jit(scores, heldout, k):
-  hits, n = _top_hits(scores, heldout, k)
-  return _ndcg_from_hits(hits, n, k)
+def _check_ks(name: str, ks) -> tuple[int, ...]:
+  if isinstance(ks, (str, bytes)) or not isinstance(ks, Iterable):
+    raise TypeError(f"ranking_metrics: {name} must be a sequence of Python ints, got "
+                    f"{type(ks).__name__}: {ks!r}; for one cut-off pass ({ks!r},)")
+  return tuple(sorted({_check_k(k, f"ranking_metrics: each of {name}") for k in ks}))
 
 
-@functools.partial(jax.jit, static_argnames="k")
-def _recall_jit(scores, heldout, k):
-  hits, n = _top_hits(scores, heldout, k)
-  return _recall_from_hits(hits, n, k)
+def _as_array(x, fn: str, name: str) -> jax.Array:
+  if isinstance(x, jax.Array):  # Device arrays and tracers pass as they are.
+    return x
+  try:
+    return jnp.asarray(x)
+  except (TypeError, ValueError) as e:
+    raise TypeError(f"{fn}: {name} must be an array [B, M] (or a list / numpy array of one), got "
+                    f"{type(x).__name__}, which jnp.asarray refuses: {e}") from None
+
+
+def _check_inputs(fn: str, scores, heldout) -> tuple[jax.Array, jax.Array]:
+  """`(scores, heldout)` as arrays after the module's shape and dtype rules (see the docstring)."""
+  scores, heldout = _as_array(scores, fn, "scores"), _as_array(heldout, fn, "heldout")
+  for name, x in (("scores", scores), ("heldout", heldout)):
+    if x.ndim != 2:
+      hint = f"; for one user pass {name}[None] (shape [1, M])" if x.ndim == 1 else ""
+      raise ValueError(f"{fn}: {name} must be 2-D [B, M] (users x items), got shape "
+                       f"{tuple(x.shape)}{hint}")
+  s, h = tuple(scores.shape), tuple(heldout.shape)
+  if s != h:
+    fix = ("pass one row of heldout per row of scores" if s[0] != h[0] else
+           "pass one column per item in both")
+    raise ValueError(f"{fn}: heldout has shape {h} but scores has shape {s}; {fix}")
+  if s[1] == 0:
+    raise ValueError(f"{fn}: scores has shape {s}: no items to rank")
+  if not jnp.issubdtype(scores.dtype, jnp.floating):
+    raise TypeError(f"{fn}: scores must be floating (e.g. float32), got dtype {scores.dtype}; "
+                    f"cast with scores.astype(jnp.float32)")
+  if not (heldout.dtype == jnp.bool_ or jnp.issubdtype(heldout.dtype, jnp.integer) or
+          jnp.issubdtype(heldout.dtype, jnp.floating)):
+    raise TypeError(f"{fn}: heldout must be bool, integer or floating (0/1), got dtype "
+                    f"{heldout.dtype}")
+  return scores, heldout
+
+
+def _ruled_hits(scores: jnp.ndarray, heldout: jnp.ndarray, k: int) -> jnp.ndarray:
+  """The top-k relevance under the module's rules for any scores: NaN ranks as -inf, and a -inf slot
+  is never a hit. Costs a pass over `[B, M]` and a `top_k` more than the ordinary path."""
+  vals, idx = jax.lax.top_k(jnp.where(jnp.isnan(scores), -jnp.inf, scores), k)
+  hits = jnp.take_along_axis(heldout, idx, axis=-1).astype(jnp.float32)
+  return jnp.where(vals > -jnp.inf, hits, 0.0)
+
+
+def _from_hits(hits, n, ndcg_ks, recall_ks) -> dict[str, jnp.ndarray]:
+  out = {f"ndcg@{k}": _ndcg_from_hits(hits, n, k) for k in ndcg_ks}
+  out.update({f"recall@{k}": _recall_from_hits(hits, n, k) for k in recall_ks})
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("ndcg_ks", "recall_ks"))
+def _per_user(scores, heldout, ndcg_ks, recall_ks):
+  """All metrics from one `top_k` at the largest cut-off; `ndcg_ks` / `recall_ks` sorted tuples."""
+  k = min(max(ndcg_ks + recall_ks), scores.shape[-1])
+  vals, idx = jax.lax.top_k(scores, k)
+  hits = jnp.take_along_axis(heldout, idx, axis=-1).astype(jnp.float32)
+  n = jnp.sum(heldout.astype(jnp.float32), axis=-1)
+  out = _from_hits(hits, n, ndcg_ks, recall_ks)
+  # Exact unless a row's top k holds a NaN (top_k ranks NaN first, so any NaN in the row shows
+  # there) or a -inf. Only such rows take the rules, computed under `cond` only when there are
+  # some: the program and the numbers of every other row stay as they were (tested bit for bit).
+  odd = jnp.any(jnp.isnan(vals) | (vals == -jnp.inf), axis=-1)
+  ruled = jax.lax.cond(jnp.any(odd),
+                       lambda: _from_hits(_ruled_hits(scores, heldout, k), n, ndcg_ks, recall_ks),
+                       lambda: jax.tree.map(jnp.zeros_like, out))
+  out = {name: jnp.where(odd, ruled[name], value) for name, value in out.items()}
+  out["n_heldout"] = n.astype(jnp.int32)
+  return out
+
+
+@jax.jit
+def _any_not_binary(heldout):
+  return jnp.any((heldout != 0) & (heldout != 1))
+
+
+def _check_binary(fn: str, heldout: jax.Array) -> None:
+  """Outside jit, raises if `heldout` holds a value other than 0 and 1 (a bool array cannot)."""
+  if heldout.dtype == jnp.bool_ or isinstance(heldout, jax.core.Tracer):
+    return
+  if bool(_any_not_binary(heldout)):
+    values = np.asarray(heldout)
+    rows, cols = np.nonzero((values != 0) & (values != 1))
+    raise ValueError(
+        f"{fn}: heldout must hold only 0 and 1 (binary relevance), but {rows.size} of its entries "
+        f"do not, the first heldout[{rows[0]}, {cols[0]}] = {values[rows[0], cols[0]].item()!r}; "
+        f"pass (heldout > 0) or a bool array")
 
 
 def ndcg_at_k(scores: jnp.ndarray, heldout: jnp.ndarray, k: int) -> jnp.ndarray:
   """Per-user NDCG@k with binary relevance.
 
   Jitted with `k` static; also usable inside another `jax.jit` (pass `k` as a Python int).
+  Inputs follow the module's rules: shapes and dtypes checked, `heldout` 0/1 (checked outside jit,
+  trusted under it), NaN ranks as -inf and a -inf slot is never a hit.
 
   Args:
     scores: float `[B, M]`; fold-in items already set to `-inf` by the caller.
-    heldout: 0/1 (float or bool) `[B, M]`; the relevant items (0 on fold-in items).
+    heldout: 0/1 (bool, int or float) `[B, M]`, same shape; the relevant items (0 on fold-in).
     k: cut-off, a Python int >= 1; values above M are clipped to M.
 
   Returns:
     float32 `[B]`; 0 for users without held-out items.
+
+  Raises:
+    ValueError / TypeError: shapes, dtypes, `heldout` values (outside jit) or `k` outside the
+      module's rules; the message names the function, the argument and what to pass instead.
   """
-  return _ndcg_jit(scores, heldout, k=_check_k(k))
+  scores, heldout = _check_inputs("ndcg_at_k", scores, heldout)
+  k = _check_k(k, "ndcg_at_k: k")
+  out = _per_user(scores, heldout, ndcg_ks=(k,), recall_ks=())[f"ndcg@{k}"]
+  _check_binary("ndcg_at_k", heldout)  # After the dispatch, so that both can run at once.
+  return out
 
 
 def recall_at_k(scores: jnp.ndarray, heldout: jnp.ndarray, k: int) -> jnp.ndarray:
   """Per-user Recall@k = hits in the top k / `min(k, n_heldout)` (Liang / RaCT definition).
 
+  Same input rules and jit behaviour as `ndcg_at_k`.
+
   Args:
     scores: float `[B, M]`; fold-in items already set to `-inf` by the caller.
-    heldout: 0/1 (float or bool) `[B, M]`.
+    heldout: 0/1 (bool, int or float) `[B, M]`, same shape.
     k: cut-off, a Python int >= 1; values above M are clipped to M.
 
   Returns:
     float32 `[B]`; 0 for users without held-out items.
+
+  Raises:
+    ValueError / TypeError: shapes, dtypes, `heldout` values (outside jit) or `k` outside the
+      module's rules; the message names the function, the argument and what to pass instead.
   """
-  return _recall_jit(scores, heldout, k=_check_k(k))
+  scores, heldout = _check_inputs("recall_at_k", scores, heldout)
+  k = _check_k(k, "recall_at_k: k")
+  out = _per_user(scores, heldout, ndcg_ks=(), recall_ks=(k,))[f"recall@{k}"]
+  _check_binary("recall_at_k", heldout)
+  return out
 
 
 def n_heldout(heldout: jnp.ndarray) -> jnp.ndarray:
@@ -131,40 +249,37 @@ def metric_names(ndcg_ks: Iterable[int] = (100,), recall_ks: Iterable[int] = (20
           [f"recall@{k}" for k in sorted(set(recall_ks))])
 
 
-@functools.partial(jax.jit, static_argnames=("ndcg_ks", "recall_ks"))
-def _ranking_metrics_jit(scores, heldout, ndcg_ks, recall_ks):
-  kmax = max(ndcg_ks + recall_ks)
-  hits, n = _top_hits(scores, heldout, kmax)
-  out = {}
-  for k in ndcg_ks:
-    out[f"ndcg@{k}"] = _ndcg_from_hits(hits, n, k)
-  for k in recall_ks:
-    out[f"recall@{k}"] = _recall_from_hits(hits, n, k)
-  out["n_heldout"] = n.astype(jnp.int32)
-  return out
-
-
 def ranking_metrics(scores: jnp.ndarray, heldout: jnp.ndarray, ndcg_ks: Sequence[int] = (100,),
                     recall_ks: Sequence[int] = (20, 50)) -> dict[str, jnp.ndarray]:
   """All cut-offs from a single `top_k` at the largest k (what evaluation uses).
 
-  Jitted with the cut-offs static; also usable inside another `jax.jit`.
+  Jitted with the cut-offs static; also usable inside another `jax.jit`. Same input rules as
+  `ndcg_at_k`.
 
   Args:
     scores: float `[B, M]`; fold-in items already set to `-inf` by the caller.
-    heldout: 0/1 (float or bool) `[B, M]`.
-    ndcg_ks: NDCG cut-offs (Python ints); duplicates are dropped.
-    recall_ks: Recall cut-offs (Python ints); duplicates are dropped.
+    heldout: 0/1 (bool, int or float) `[B, M]`, same shape.
+    ndcg_ks: NDCG cut-offs (a sequence of Python ints); duplicates are dropped.
+    recall_ks: Recall cut-offs (a sequence of Python ints); duplicates are dropped.
 
   Returns:
     dict with float32 `[B]` entries `'ndcg@k'` and `'recall@k'` (keys as in `metric_names`), and
-    `'n_heldout'`, int32 `[B]` (pass it to `summarize`). Values equal `ndcg_at_k`/`recall_at_k`.
+    `'n_heldout'`, int32 `[B]` (the count of `heldout > 0`; pass it to `summarize`). Values equal
+    `ndcg_at_k`/`recall_at_k`.
+
+  Raises:
+    ValueError / TypeError: shapes, dtypes, `heldout` values (outside jit) or cut-offs outside
+      the module's rules; the message names the function, the argument and what to pass instead.
   """
-  ndcg_ks = tuple(sorted({_check_k(k) for k in ndcg_ks}))
-  recall_ks = tuple(sorted({_check_k(k) for k in recall_ks}))
+  scores, heldout = _check_inputs("ranking_metrics", scores, heldout)
+  ndcg_ks = _check_ks("ndcg_ks", ndcg_ks)
+  recall_ks = _check_ks("recall_ks", recall_ks)
   if not ndcg_ks and not recall_ks:
-    raise ValueError("ranking_metrics needs at least one cut-off")
-  return _ranking_metrics_jit(scores, heldout, ndcg_ks=ndcg_ks, recall_ks=recall_ks)
+    raise ValueError("ranking_metrics needs at least one cut-off in ndcg_ks or recall_ks")
+  out = _per_user(scores, heldout, ndcg_ks=ndcg_ks, recall_ks=recall_ks)
+  _check_binary("ranking_metrics", heldout)
+  return out
+
 
 
 def summarize(per_user: np.ndarray, n_heldout: np.ndarray) -> dict:
@@ -175,18 +290,22 @@ def summarize(per_user: np.ndarray, n_heldout: np.ndarray) -> dict:
   last partial batch of 500 users (`drop_remainder=True`); this averages over all users given.
 
   Args:
-    per_user: `[N]` per-user metric values (e.g. concatenated `ranking_metrics` outputs).
-    n_heldout: `[N]` held-out counts, aligned with `per_user`.
+    per_user: 1-D `[N]` per-user metric values (e.g. concatenated `ranking_metrics` outputs).
+    n_heldout: 1-D `[N]` held-out counts, aligned with `per_user`.
 
   Returns:
     dict with `mean`, `stderr` (population std / sqrt(n), as `np.std` in Liang's notebook),
     `n_users` (users averaged) and `n_skipped` (users without held-out items). `mean` and `stderr`
     are NaN when no user has a held-out item.
+
+  Raises:
+    ValueError: `per_user` and `n_heldout` are not 1-D arrays of one length (message names both).
   """
-  per_user = np.asarray(per_user, np.float64).reshape(-1)
-  n_heldout = np.asarray(n_heldout).reshape(-1)
-  if per_user.shape != n_heldout.shape:
-    raise ValueError(f"per_user {per_user.shape} and n_heldout {n_heldout.shape} differ in shape")
+  per_user = np.asarray(per_user, np.float64)
+  n_heldout = np.asarray(n_heldout)
+  if per_user.ndim != 1 or n_heldout.ndim != 1 or per_user.shape != n_heldout.shape:
+    raise ValueError(f"summarize: per_user has shape {per_user.shape} and n_heldout has shape "
+                     f"{n_heldout.shape}; both must be 1-D [N], one entry per user, aligned")
   keep = n_heldout > 0
   vals = per_user[keep]
   n = int(vals.shape[0])

@@ -40,21 +40,24 @@ class CriticInputs(NamedTuple):
 
 
 def critic_inputs(logits: jax.Array, seen: jax.Array, unseen: jax.Array,
-                  loss_fn: Callable[[jax.Array, jax.Array], jax.Array]) -> CriticInputs:
+                  loss: Callable[[jax.Array, jax.Array], jax.Array] | jax.Array) -> CriticInputs:
   """Builds the critic's inputs for a batch (training and evaluation use this one function).
 
   Args:
     logits: float `[B, M]` the actor's output.
     seen: 0/1 `[B, M]` input items (kept items in training, fold-in items at evaluation).
     unseen: 0/1 `[B, M]` items to predict (dropped items in training, held-out at evaluation).
-    loss_fn: `loss(logits, x) -> [B]`, the actor's per-user loss (`actors.per_user_loss`).
+    loss: the actor's per-user loss function `loss(logits, x) -> [B]` (`actors.per_user_loss`),
+      evaluated here on the full row `seen + unseen`; or those `[B]` values already computed
+      (stage 3 differentiates them as an output of the actor's forward pass).
 
   Returns:
     The `CriticInputs`.
   """
   seen = jnp.asarray(seen, jnp.float32)
   unseen = jnp.asarray(unseen, jnp.float32)
-  return CriticInputs(loss=loss_fn(logits, seen + unseen), n_seen=jnp.sum(seen, axis=-1),
+  values = loss(logits, seen + unseen) if callable(loss) else loss
+  return CriticInputs(loss=values, n_seen=jnp.sum(seen, axis=-1),
                       n_unseen=jnp.sum(unseen, axis=-1), logits=logits, seen=seen, unseen=unseen)
 
 

@@ -92,14 +92,15 @@ def make_actor_step(actor_cfg: ml_collections.ConfigDict, shape: BatchShape,
 
 
 def _forward_and_view(actor_cfg, shape: BatchShape, batch: TrainBatch, k_z):
-  """The actor's training forward pass `params -> (logits, kl)` and its batch's seen / unseen rows
-  (x * b and x * (1 - b)), from which `critic.critic_inputs` builds the critic's inputs."""
+  """The actor's training forward pass `params -> (logits, kl, loss)` (the loss L_E on the full
+  row, the critic's first feature) and its batch's seen / unseen rows (x * b and x * (1 - b)),
+  from which `critic.critic_inputs` builds the critic's inputs."""
   inp = batch.actor_input(actor_cfg.keep_prob)
   seen = batch.seen(shape.n_items)
 
   def forward(params):
     out = actors.apply(params, actor_cfg, inp, k_z, train=True)
-    return out.logits, out.kl
+    return out.logits, out.kl, actors.per_user_loss(actor_cfg, out.logits, batch.x)
 
   return forward, seen, batch.x - seen
 
@@ -133,9 +134,8 @@ def make_critic_step(actor_cfg: ml_collections.ConfigDict, critic_cfg: ml_collec
     k_mask, k_z = jax.random.split(key)
     batch = build_batch(csr, users, k_mask, shape.n_items, shape.cap, actor_cfg.keep_prob)
     forward, seen, unseen = _forward_and_view(actor_cfg, shape, batch, k_z)
-    logits, _ = forward(state.actor)
-    inputs = critic_lib.critic_inputs(logits, seen, unseen,
-                                      lambda lg, x: actors.per_user_loss(actor_cfg, lg, x))
+    logits, _, loss = forward(state.actor)
+    inputs = critic_lib.critic_inputs(logits, seen, unseen, loss)
     target = critic_lib.oracle_target(inputs, critic_cfg)
     state, pred = _critic_update(state, inputs, target, batch, critic_cfg, shape.batch_size)
     return state, _critic_sums(pred, target, inputs.loss, batch)
@@ -148,32 +148,32 @@ def make_ac_step(actor_cfg: ml_collections.ConfigDict, critic_cfg: ml_collection
                  steps_per_epoch: int) -> Callable:
   """Stage 3: per batch one actor step on -mean(critic) (eq. 7) and one critic step (eq. 6), both
   from the same forward pass (same b and epsilon), both from the pre-update parameters."""
-  loss_fn = lambda lg, x: actors.per_user_loss(actor_cfg, lg, x)  # noqa: E731
 
   def step(state: TrainState, csr, users, key):
     k_mask, k_z = jax.random.split(key)
     batch = build_batch(csr, users, k_mask, shape.n_items, shape.cap, actor_cfg.keep_prob)
     forward, seen, unseen = _forward_and_view(actor_cfg, shape, batch, k_z)
-    (logits, kl), vjp_fn = jax.vjp(forward, state.actor)
-    inputs = critic_lib.critic_inputs(logits, seen, unseen, loss_fn)
+    (logits, kl, loss), vjp_fn = jax.vjp(forward, state.actor)
+    inputs = critic_lib.critic_inputs(logits, seen, unseen, loss)
     target = critic_lib.oracle_target(inputs, critic_cfg)
 
-    # eq. 7: the critic's estimate as a function of the actor's output. With critic_mode='eval'
-    # the critic normalises with its running statistics, so each user's gradient is the critic's
-    # own slope at that user; 'train' uses the batch's statistics, which hide any shift of every
+    # eq. 7: the critic's estimate as a function of the actor's outputs (its logits and its loss,
+    # the critic's first feature), pulled back through the actor. With critic_mode='eval' the
+    # critic normalises with its running statistics, so each user's gradient is the critic's own
+    # slope at that user; 'train' uses the batch's statistics, which hide any shift of every
     # user's loss together (see config_base).
-    def objective(logits_, kl_):
-      inputs_ = critic_lib.critic_inputs(logits_, seen, unseen, loss_fn)
+    def objective(logits_, kl_, loss_):
+      inputs_ = critic_lib.critic_inputs(logits_, seen, unseen, loss_)
       pred, _ = critic_lib.predict(state.critic, state.critic_norm, inputs_, critic_cfg,
                                    train=ac_cfg.critic_mode == "train", mask=batch.valid,
                                    axis_name=AXIS)
       value = -_share(pred, batch)
       if ac_cfg.elbo_weight:  # Optional ELBO term (0 in the paper).
         beta = actors.beta_at(state.step, actor_cfg, steps_per_epoch)
-        value += ac_cfg.elbo_weight * _share(inputs_.loss + beta * kl_, batch)
+        value += ac_cfg.elbo_weight * _share(loss_ + beta * kl_, batch)
       return value
 
-    (g_actor,) = vjp_fn(jax.grad(objective, argnums=(0, 1))(logits, kl))
+    (g_actor,) = vjp_fn(jax.grad(objective, argnums=(0, 1, 2))(logits, kl, loss))
     new_state = state.apply_ac_gradients(jax.lax.psum(g_actor, AXIS))
     new_state, pred = _critic_update(new_state, inputs, target, batch, critic_cfg,
                                      shape.batch_size)
