@@ -293,22 +293,34 @@ def save_model(run: Run, params, name: str, best_epoch: int, per_user: dict, res
     selected = {"global_epoch": int(best_epoch) + 1, "stage": stage, "epoch": k, "epochs": n}
   info = model_io.model_info(name, selected, cfg.actor, cfg.data, cfg.eval, data.n_items,
                              results[name]["test"])
-  model_io.write(run.workdir, jax.device_get(params), info, data.unique_sid)
+  # The parameters are replicated: any local copy is the whole array (also on multi-host runs).
+  host = jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), params)
+  model_io.write(run.workdir, host, info, data.unique_sid)
+  write_raw_predictions(run, per_user, raw_predictions)
+
+
+def write_raw_predictions(run: Run, per_user: dict, files: tuple) -> None:
+  """The test users' top-100 lists of `per_user` in raw user and item ids (the lines of
+  `predictions_test*.tsv` mapped through `unique_uid` / `unique_sid`)."""
+  if not run.records.main:
+    return
+  data = run.data
   uids = data.test.uids
   users = np.asarray(data.unique_uid, dtype=object)[uids] if data.unique_uid else uids
   if not data.unique_uid:
-    run.records.warn(f"{data.path} has no unique_uid.txt: {raw_predictions[0]} names users by "
-                     "their Liang uid.")
+    run.records.warn(f"{data.path} has no unique_uid.txt: {files[0]} names users by their Liang "
+                     "uid.")
   items = np.asarray(data.unique_sid, dtype=object)[per_user["top"]]
-  for file in raw_predictions:
+  for file in files:
     evaluate.write_predictions(os.path.join(run.workdir, file), users, items)
 
 
 def _retest_actor(run: Run, state: TrainState, results: dict) -> None:
   """`--config.reevaluate`: the pre-trained actor of a finished run (its `actor_best/`) again."""
   actor = checkpoint.load_actor(run.config.pretrained_actor or run.workdir, state.actor)
-  test_model(run, actor, None, "actor", "predictions_test_actor.tsv", results,
-             results.get("actor", {}).get("validation", {}))
+  per_user = test_model(run, actor, None, "actor", "predictions_test_actor.tsv", results,
+                        results.get("actor", {}).get("validation", {}))
+  write_raw_predictions(run, per_user, ("predictions_test_actor_raw.tsv",))
 
 
 def _finished(run: Run) -> dict | None:
