@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ract_jax import evaluate
 from ract_jax.baselines import ease
-from ract_jax.data.csr import CSR
+from ract_jax.data import batches
+from ract_jax.data.csr import CSR, HeldOut
+from ract_jax.train import parallel
 
 
 def _clustered(seed: int, n_users: int, n_items: int = 14, p_in: float = 0.6, p_out: float = 0.08):
@@ -21,6 +25,14 @@ def _clustered(seed: int, n_users: int, n_items: int = 14, p_in: float = 0.6, p_
 def _csr(dense: np.ndarray) -> CSR:
   rows, items = np.nonzero(dense)
   return CSR.from_pairs(rows, items, dense.shape[0], dense.shape[1])
+
+
+def _entries(dense: np.ndarray) -> batches.Entries:
+  """The rows' entries as the evaluator builds them (padded to a capacity of 1024)."""
+  csr = _csr(dense)
+  dev = batches.DeviceCSR(jnp.asarray(csr.indptr, jnp.int32), jnp.asarray(csr.indices, jnp.int32))
+  return batches.gather_entries(dev, jnp.arange(csr.n_rows, dtype=jnp.int32),
+                                batches.entry_capacity(csr, csr.n_rows))
 
 
 def _closed_form(x: np.ndarray, lam: float) -> np.ndarray:
@@ -57,7 +69,8 @@ def _numpy_validate(fold_in, held, calls=None):
   def validate(score_fn, params):
     if calls is not None:
       calls.append((score_fn, params))
-    return {"ndcg@100": _ndcg(np.asarray(score_fn(params, None, fold_in)), fold_in, held)}
+    scores = np.asarray(score_fn(params, _entries(fold_in), fold_in))
+    return {"ndcg@100": _ndcg(scores, fold_in, held)}
   return validate
 
 
@@ -65,11 +78,23 @@ def _numpy_validate(fold_in, held, calls=None):
 @pytest.mark.parametrize("lam", [1.0, 10.0, 1000.0])
 def test_eigen_scores_match_direct_inversion(data, float64, lam):
   train, fold_in, _ = data
-  vt, s = ease.eigen(ease.gram_matrix(_csr(train)), float64=float64)
-  got = np.asarray(ease.eigen_scores(ease.eigen_params(vt, s, lam), None, fold_in))
+  v, s = ease.eigen(ease.gram_matrix(_csr(train)), float64=float64)
+  got = np.asarray(ease.eigen_scores(ease.eigen_params(v, s, lam), _entries(fold_in), fold_in))
   want = fold_in @ _closed_form(train, lam)
   # X B, the identity part included (the evaluator masks it; here it is compared too).
   np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
+
+
+def test_repeated_entries_count_once_as_in_the_dense_fold_in(data):
+  train, fold_in, _ = data
+  params = ease.eigen_params(*ease.eigen(ease.gram_matrix(_csr(train)), float64=True), 10.0)
+  e = _entries(fold_in)
+  n = int(e.valid.sum())
+  # Row 0's first entry once more, in the padding after the real entries.
+  dup = e._replace(seg=e.seg.at[n].set(0), item=e.item.at[n].set(e.item[0]),
+                   valid=e.valid.at[n].set(True))
+  np.testing.assert_array_equal(np.asarray(ease.eigen_scores(params, dup, fold_in)),
+                                np.asarray(ease.eigen_scores(params, e, fold_in)))
 
 
 def test_search_picks_the_brute_force_lambda(data):
@@ -92,6 +117,27 @@ def test_search_picks_the_brute_force_lambda(data):
   assert all(s == shapes[0] for s in shapes)
   assert sum(line.startswith("ease  {'lam'") for line in logs) == len(lams)
   assert not any("config.baselines.ease_lambdas" in line for line in logs)
+
+
+def test_search_through_the_evaluator_compiles_once(data, monkeypatch):
+  train, fold_in, held = data
+  split = HeldOut(uids=np.arange(len(fold_in)), fold_in=_csr(fold_in), held_out=_csr(held))
+  ev = evaluate.Evaluator(split, parallel.make_mesh(), batch_size=16)
+  traces, eigen_scores = [], ease.eigen_scores
+
+  def counted(params, entries, x):  # Called once per trace of the evaluator's program.
+    traces.append(1)
+    return eigen_scores(params, entries, x)
+
+  monkeypatch.setattr(ease, "eigen_scores", counted)
+  lams = (1.0, 10.0, 100.0, 1000.0)
+  validate = lambda f, p: evaluate.summarize(ev.run(f, p))
+  hp, val, b = ease.search(_csr(train), lams, validate, max_items=None, log=lambda s: None)
+  assert len(traces) == 1
+  brute = [validate(ease.direct_scores, ease.fit(_csr(train), lam))["ndcg@100"] for lam in lams]
+  assert hp == {"lam": lams[int(np.argmax(brute))]}
+  assert val["ndcg@100"] == max(brute)
+  assert val["ndcg@100"] == pytest.approx(_ndcg(fold_in @ np.asarray(b), fold_in, held), abs=1e-6)
 
 
 def _scripted(ndcgs):

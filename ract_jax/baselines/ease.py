@@ -9,8 +9,9 @@ all other items (the zero-diagonal constraint), see `tests/test_baselines.py`. S
 - `search(train, lambdas, validate, ...)`: the lambda search with ONE factorisation for the whole
   grid, `G = V diag(s) V^T`. For a lambda, `P = V diag(1/(s + lam)) V^T` is never formed: the
   validation scores are `X B = X - (X P) / diag(P)` column-wise, with `X P = ((X V) diag(1/(s +
-  lam))) V^T` and `diag(P)_i = sum_j V_ij^2 / (s_j + lam)`: 4 H M^2 flops for H validation users
-  instead of an M^3 solve. The chosen lambda's B is then `fit`'s.
+  lam))) V^T` and `diag(P)_i = sum_j V_ij^2 / (s_j + lam)`. `X V` sums V's rows over the fold-in
+  entries (nnz x M), so a lambda costs 2 H M^2 flops for H validation users, as much as scoring
+  them with an explicit B, instead of an M^3 solve plus that. The chosen lambda's B is `fit`'s.
 
 Precision of `search` (ml-1m-implicit, M = 3,690, lambda_max(G) = 2.1e5; the 600 validation users'
 scores on non-fold-in items against float64 Cholesky's, max |difference| / max |score|, over the 16
@@ -53,6 +54,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ract_jax import sparse_layer
 from ract_jax.data.csr import CSR
 
 _BYTES_F32 = 4
@@ -223,8 +225,7 @@ def _eigh_host(a: np.ndarray):
 
 @functools.partial(jax.jit, donate_argnums=0)
 def _eigh_device(g):
-  s, v = jnp.linalg.eigh(g, symmetrize_input=False)  # G is exactly symmetric (integer counts).
-  return s, v.T
+  return jnp.linalg.eigh(g, symmetrize_input=False)  # G is exactly symmetric (integer counts).
 
 
 def eigen(gram: np.ndarray, float64: bool):
@@ -236,7 +237,7 @@ def eigen(gram: np.ndarray, float64: bool):
       float32) instead of in float32 on the JAX default device (`jnp.linalg.eigh`).
 
   Returns:
-    `(vt, s)`: device arrays, float32 `[M, M]` V^T (row k is the eigenvector of `s[k]`) and float32
+    `(v, s)`: device arrays, float32 `[M, M]` V (column k is the eigenvector of `s[k]`) and float32
     `[M]` eigenvalues clipped at 0 (G is positive semi-definite; rounding can make the smallest ones
     slightly negative).
   """
@@ -245,37 +246,45 @@ def eigen(gram: np.ndarray, float64: bool):
     del gram  # The caller passed the only reference: the float32 copy goes now.
     s, z = _eigh_host(a)
     del a
-    # z's columns are the eigenvectors (Fortran order); z.T, C-ordered, has them as rows.
-    vt = z.T.astype(np.float32)
+    v = z.astype(np.float32, order="C")  # z is Fortran-ordered: one pass rounds and reorders.
     del z
-    s, vt = jnp.asarray(s, jnp.float32), jnp.asarray(vt)
+    s, v = jnp.asarray(s, jnp.float32), jnp.asarray(v)
   else:
     g = jnp.asarray(gram)
     del gram
-    s, vt = _eigh_device(g)
-  return vt, jnp.maximum(s, 0.0)
+    s, v = _eigh_device(g)
+  return v, jnp.maximum(s, 0.0)
 
 
 @jax.jit
-def _lambda_terms(vt, s, lam):
+def _lambda_terms(v, s, lam):
   w = 1.0 / (s + lam)
   # diag(P)_i = sum_k V_ik^2 w_k: positive terms, so float32 loses nothing to cancellation here.
-  diag_p = jnp.sum(jnp.square(vt) * w[:, None], axis=0)
+  diag_p = jnp.sum(jnp.square(v) * w[None, :], axis=1)
   return w, 1.0 / diag_p
 
 
-def eigen_params(vt, s, lam: float) -> dict:
+def eigen_params(v, s, lam: float) -> dict:
   """The parameters of `eigen_scores` for one lambda (same shapes for every lambda).
 
   Args:
-    vt, s: from `eigen`.
+    v, s: from `eigen`.
     lam: L2 regularisation (> 0).
 
   Returns:
-    `{"vt": [M, M] V^T, "w": [M] 1 / (s + lam), "inv_diag": [M] 1 / diag(P)}`, float32.
+    `{"v": [M, M] V, "w": [M] 1 / (s + lam), "inv_diag": [M] 1 / diag(P)}`, float32.
   """
-  w, inv_diag = _lambda_terms(vt, s, jnp.float32(lam))
-  return {"vt": vt, "w": w, "inv_diag": inv_diag}
+  w, inv_diag = _lambda_terms(v, s, jnp.float32(lam))
+  return {"v": v, "w": w, "inv_diag": inv_diag}
+
+
+def _fold_in_times(v, entries, n_rows: int):
+  """`X V` from the batch's entries: sums of V's rows (`sparse_layer`), nnz M work, not B M^2."""
+  # The dense fold-in has a 1 per (row, item) however often the entry repeats: keep the first.
+  j = jnp.arange(entries.item.shape[0], dtype=jnp.int32)
+  first = jnp.full((n_rows, v.shape[0]), j.shape[0], jnp.int32).at[entries.seg, entries.item].min(j)
+  once = entries.valid & (first[entries.seg, entries.item] == j)
+  return sparse_layer.sparse_rows_matmul(entries.seg, entries.item, once.astype(v.dtype), v, n_rows)
 
 
 def eigen_scores(params, entries, fold_in) -> jnp.ndarray:
@@ -283,17 +292,16 @@ def eigen_scores(params, entries, fold_in) -> jnp.ndarray:
 
   Args:
     params: from `eigen_params`.
-    entries: the batch's sparse entries (unused).
-    fold_in: 0/1 `[B, M]` fold-in batch.
+    entries: the batch's fold-in entries (`batches.Entries`, as the evaluator passes them).
+    fold_in: 0/1 `[B, M]` fold-in batch, the same rows.
 
   Returns:
     float32 `[B, M]`, equal to `scores(B, fold_in)` up to float32 rounding.
   """
-  del entries
-  hi = jax.lax.Precision.HIGHEST
   x = fold_in.astype(jnp.float32)
-  xv = jax.lax.dot_general(x, params["vt"], (((1,), (1,)), ((), ())), precision=hi)  # X V
-  xp = jnp.dot(xv * params["w"], params["vt"], precision=hi)  # X P
+  xv = _fold_in_times(params["v"], entries, x.shape[0])  # X V
+  xp = jax.lax.dot_general(xv * params["w"], params["v"], (((1,), (1,)), ((), ())),
+                           precision=jax.lax.Precision.HIGHEST)  # X P = (X V diag(w)) V^T
   return x - xp * params["inv_diag"]
 
 
@@ -385,7 +393,7 @@ def search(train: CSR, lambdas: Sequence[float], validate: Callable, *, max_item
   """Chooses EASE's lambda on validation with one eigendecomposition of `G = X^T X`.
 
   The memory check comes first, then the Gram matrix and its eigendecomposition (`eigen`), one
-  `validate` call per lambda (`eigen_scores`: H M^2 work each), and `fit` at the chosen lambda
+  `validate` call per lambda (`eigen_scores`: 2 H M^2 flops each), and `fit` at the chosen lambda
   (precision, memory and time: the module docstring). A chosen lambda at either end of the grid
   (its smallest or largest value) is reported through `log`, naming `config.baselines.ease_lambdas`.
 
@@ -423,21 +431,21 @@ def search(train: CSR, lambdas: Sequence[float], validate: Callable, *, max_item
   check_memory(m, SEARCH_PEAK_MATRICES[backend, float64], limits)
 
   t0 = time.perf_counter()
-  vt, s = eigen(gram_matrix(train), float64=float64)
-  jax.block_until_ready(vt)
+  v, s = eigen(gram_matrix(train), float64=float64)
+  jax.block_until_ready(v)
   log(f"ease  eigendecomposition of the {m} x {m} Gram matrix, "
       f"{'float64 on the host' if float64 else 'float32 on the device'}: "
       f"{time.perf_counter() - t0:.1f} s")
   best = None  # (index, ndcg)
   for i, lam in enumerate(lams):
     t0 = time.perf_counter()
-    ndcg = float(validate(eigen_scores, eigen_params(vt, s, lam))["ndcg@100"])
+    ndcg = float(validate(eigen_scores, eigen_params(v, s, lam))["ndcg@100"])
     log(f"ease  {{'lam': {lam}}}  val ndcg@100 {ndcg:.4f}  ({time.perf_counter() - t0:.1f} s)")
     if not math.isfinite(ndcg):
       log(f"ease  lam={lam:g}: validation NDCG@100 is {ndcg}; this lambda is not considered.")
     elif best is None or ndcg > best[1]:  # Strictly better: ties keep the earliest lambda.
       best = (i, ndcg)
-  del vt, s  # The final solve needs the memory.
+  del v, s  # The final solve needs the memory.
   if best is None:
     raise ValueError(f"EASE: no lambda of config.baselines.ease_lambdas={lams} gave a finite "
                      f"validation NDCG@100.")
