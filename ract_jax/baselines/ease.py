@@ -13,15 +13,28 @@ all other items (the zero-diagonal constraint), see `tests/test_baselines.py`. S
   entries (nnz x M), so a lambda costs 2 H M^2 flops for H validation users, as much as scoring
   them with an explicit B, instead of an M^3 solve plus that. The chosen lambda's B is `fit`'s.
 
-Precision of `search` (ml-1m-implicit, M = 3,690, lambda_max(G) = 2.1e5; the 600 validation users'
-scores on non-fold-in items against float64 Cholesky's, max |difference| / max |score|, over the 16
-`DEFAULT_LAMBDAS`): float64 eigendecomposition on the host (scipy's MRRR, V then rounded to float32)
-1.2e-6 .. 1.8e-6, NDCG@100 equal to within 7e-7; float32 `jnp.linalg.eigh` (LAPACK syevd on the
-CPU) 1.8e-2 at lam = 1, falling like eps * lambda_max / lam to 3e-6 at lam = 1e5, NDCG@100 within
-2e-4 and 99.0% of the top-100 lists shared at lam = 1; float32 Cholesky (`fit`) 9e-7 .. 6e-5. So the
-CPU backend decomposes in float64 on the host; an accelerator in float32 on the device (fast there),
-where the error can only move the choice between lambdas whose NDCG@100 differ by ~1e-4, far below
-the validation standard error (~0.01 with 600 users); the returned B is `fit`'s either way.
+Precision of `search` (`experiments/bench_ease.py --data ml1m --precision`; ml-1m-implicit, M =
+3,690, lambda_max(G) = 2.1e5): the 600 validation users' scores on non-fold-in items against float64
+Cholesky's, max |difference| / max |score|, over the 16 `DEFAULT_LAMBDAS`. Float64
+eigendecomposition on the host (scipy's MRRR, V then rounded to float32): 1.3e-6 .. 2.2e-6,
+validation NDCG@100 within 4e-6. Float32 `jnp.linalg.eigh` (LAPACK syevd on the CPU): 1.8e-2 at lam
+= 1, falling like eps * lambda_max / lam to 3e-6 at 1e5, NDCG@100 within 2.1e-4. Float32 Cholesky
+(`fit`): 8.7e-7 .. 5.7e-5, NDCG@100 within 6e-6. So the CPU backend decomposes in float64 on the
+host; an accelerator in float32 on the device (fast there), where the error can only swap lambdas
+whose NDCG@100 differ by ~2e-4, far below the validation standard error (~0.01 with 600 users); the
+returned B is `fit`'s either way.
+
+Time (`experiments/bench_ease.py`, one run each, on the 2-core CPU shared with other jobs, load
+average 17-25): ml-1m-implicit, OPENBLAS_NUM_THREADS=1: the eigendecomposition 41 s, a lambda's
+validation 4-5 s, the 16-lambda search 141 s; the old way, `fit` + validation, 13.8 s a lambda (69 s
+for 5). With OpenBLAS's default 2 threads: 169 s, 5-6 s, 288 s against 21.8 s a lambda: the
+eigendecomposition's tridiagonal reduction is memory-bound work that OpenBLAS threads slow 4x on an
+oversubscribed machine (set OPENBLAS_NUM_THREADS=1 there). 1 thread: synthetic, M = 8,000, 25,696
+users, 2,000 validation users: 323 s, 15 s, 721 s against 67.8 s a lambda (339 s for 5);
+ml-latest-small (M = 5,697 but 503 users, so G has rank 503): 167-248 s, 12 s, 529 s against 27.3 s
+(137 s for 5). The decomposition costs 4-6 Cholesky solves on the full-rank Grams here (11-17 on
+ml-latest-small's), so the search beats a Cholesky per lambda only on grids longer than that; a
+lambda then costs what scoring the validation users once does.
 
 Memory of `search`: `SEARCH_PEAK_MATRICES` dense M x M float32 matrices at peak, i.e. `n x 4 bytes x
 M^2`. CPU backend: the float64 Gram, decomposed in place, and the float64 eigenvectors = 4 (the
