@@ -16,7 +16,6 @@ def get_config(arg=None):
   c.schedule.actor_epochs = 30
   c.schedule.critic_epochs = 10
   c.schedule.ac_epochs = 10
-  c.baselines.ease_lambdas = (50.0, 200.0, 500.0)
   base.apply_variant(c, arg, "default")
   if base.is_smoke(arg):
     base.smoke(c)

@@ -17,7 +17,6 @@ def get_config(arg=None):
   c.data.heldout_users = 600
   c.data.rating_threshold = None
   c.data.min_user_count = 5
-  c.baselines.ease_lambdas = (100.0, 200.0, 500.0, 1000.0, 2000.0)
   base.apply_variant(c, arg, "ml1m_implicit")
   if base.is_smoke(arg):
     base.smoke(c)

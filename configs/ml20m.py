@@ -22,7 +22,6 @@ def get_config(arg=None):
   c.schedule.actor_epochs = 150
   c.schedule.critic_epochs = 50
   c.schedule.ac_epochs = 50
-  c.baselines.ease_lambdas = (250.0, 500.0, 1000.0)
   base.apply_variant(c, arg, "ml20m")
   if base.is_smoke(arg):
     base.smoke(c)

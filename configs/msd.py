@@ -25,8 +25,6 @@ def get_config(arg=None):
   c.schedule.critic_epochs = 50
   c.schedule.ac_epochs = 25
   c.baselines.names = ("popularity", "ease")
-  c.baselines.ease_lambdas = (200.0,)
-  c.baselines.ease_max_items = 42_000
   base.apply_variant(c, arg, "msd")
   if base.is_smoke(arg):
     base.smoke(c)

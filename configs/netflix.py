@@ -23,7 +23,6 @@ def get_config(arg=None):
   c.schedule.actor_epochs = 75
   c.schedule.critic_epochs = 50
   c.schedule.ac_epochs = 25
-  c.baselines.ease_lambdas = (500.0, 1000.0, 2000.0)
   base.apply_variant(c, arg, "netflix")
   if base.is_smoke(arg):
     base.smoke(c)

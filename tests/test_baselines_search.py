@@ -39,7 +39,8 @@ def test_all_baselines_choose_on_validation(run, capsys):
   # EASE and WMF tried two values each: the kept one has the higher validation NDCG@100.
   log = capsys.readouterr().out
   for name, key in (("ease", "lam"), ("wmf", "lam")):
-    tried = [line for line in log.splitlines() if line.startswith(name) and "val ndcg@100" in line]
+    tried = [line for line in log.splitlines()
+             if line.startswith(f"{name}  {{") or line.startswith(f"{name:<5} {{")]
     assert len(tried) == 2
     best_line = max(tried, key=lambda line: float(line.split("val ndcg@100 ")[1].split()[0]))
     assert f"'{key}': {results[name]['hyperparameters'][key]}" in best_line

@@ -1,4 +1,4 @@
-"""Tests for EASE's lambda search with one eigendecomposition (`ease.search`)."""
+"""Tests for EASE's lambda search with one eigendecomposition (`ease_search.search`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from ract_jax import evaluate
-from ract_jax.baselines import ease
-from ract_jax.data import batches
+from ract_jax.baselines import ease, ease_search
+from ract_jax.device import batches
 from ract_jax.data.csr import CSR, HeldOut
-from ract_jax.train import parallel
+from ract_jax.device import parallel
 
 
 def _clustered(seed: int, n_users: int, n_items: int = 14, p_in: float = 0.6, p_out: float = 0.08):
@@ -76,25 +76,15 @@ def _numpy_validate(fold_in, held, calls=None):
 
 @pytest.mark.parametrize("float64", [False, True])
 @pytest.mark.parametrize("lam", [1.0, 10.0, 1000.0])
-def test_eigen_scores_match_direct_inversion(data, float64, lam):
+def test_lambda_scores_match_direct_inversion(data, float64, lam):
   train, fold_in, _ = data
-  v, s = ease.eigen(ease.gram_matrix(_csr(train)), float64=float64)
-  got = np.asarray(ease.eigen_scores(ease.eigen_params(v, s, lam), _entries(fold_in), fold_in))
+  v, s = ease_search.eigen(ease.gram_matrix(_csr(train)), float64=float64)
+  xv = ease_search.users_times_v(_csr(fold_in), v)
+  got = np.asarray(ease_search.lambda_scores(ease_search.lambda_params(xv, v, s, lam),
+                                             _entries(fold_in), fold_in))
   want = fold_in @ _closed_form(train, lam)
   # X B, the identity part included (the evaluator masks it; here it is compared too).
   np.testing.assert_allclose(got, want, atol=2e-5 * np.abs(want).max())
-
-
-def test_repeated_entries_count_once_as_in_the_dense_fold_in(data):
-  train, fold_in, _ = data
-  params = ease.eigen_params(*ease.eigen(ease.gram_matrix(_csr(train)), float64=True), 10.0)
-  e = _entries(fold_in)
-  n = int(e.valid.sum())
-  # Row 0's first entry once more, in the padding after the real entries.
-  dup = e._replace(seg=e.seg.at[n].set(0), item=e.item.at[n].set(e.item[0]),
-                   valid=e.valid.at[n].set(True))
-  np.testing.assert_array_equal(np.asarray(ease.eigen_scores(params, dup, fold_in)),
-                                np.asarray(ease.eigen_scores(params, e, fold_in)))
 
 
 def test_search_picks_the_brute_force_lambda(data):
@@ -105,14 +95,16 @@ def test_search_picks_the_brute_force_lambda(data):
   assert 0 < best < len(lams) - 1  # The data make the optimum an interior, unambiguous point:
   assert brute[best] - sorted(brute)[-2] > 1e-3  # the test could otherwise pass by luck.
   calls, logs = [], []
-  hp, val, b = ease.search(_csr(train), lams, _numpy_validate(fold_in, held, calls),
-                           max_items=None, log=logs.append)
+  hp, val, b = ease_search.search(_csr(train), _csr(fold_in), lams,
+                                  _numpy_validate(fold_in, held, calls), max_items=None,
+                                  log=logs.append)
   assert hp == {"lam": lams[best]}
   assert val["ndcg@100"] == pytest.approx(brute[best], abs=1e-6)
   np.testing.assert_array_equal(np.asarray(b), np.asarray(ease.fit(_csr(train), lams[best])))
   # One function object and the same parameter shapes for every lambda (one compile), then the
   # chosen B through `direct_scores`.
-  assert [c[0] for c in calls] == [ease.eigen_scores] * len(lams) + [ease.direct_scores]
+  assert [c[0] for c in calls] == ([ease_search.lambda_scores] * len(lams)
+                                   + [ease_search.direct_scores])
   shapes = [{k: (v.shape, v.dtype) for k, v in c[1].items()} for c in calls[:-1]]
   assert all(s == shapes[0] for s in shapes)
   assert sum(line.startswith("ease  {'lam'") for line in logs) == len(lams)
@@ -123,18 +115,20 @@ def test_search_through_the_evaluator_compiles_once(data, monkeypatch):
   train, fold_in, held = data
   split = HeldOut(uids=np.arange(len(fold_in)), fold_in=_csr(fold_in), held_out=_csr(held))
   ev = evaluate.Evaluator(split, parallel.make_mesh(), batch_size=16)
-  traces, eigen_scores = [], ease.eigen_scores
+  traces, lambda_scores = [], ease_search.lambda_scores
 
   def counted(params, entries, x):  # Called once per trace of the evaluator's program.
     traces.append(1)
-    return eigen_scores(params, entries, x)
+    return lambda_scores(params, entries, x)
 
-  monkeypatch.setattr(ease, "eigen_scores", counted)
+  monkeypatch.setattr(ease_search, "lambda_scores", counted)
   lams = (1.0, 10.0, 100.0, 1000.0)
   validate = lambda f, p: evaluate.summarize(ev.run(f, p))
-  hp, val, b = ease.search(_csr(train), lams, validate, max_items=None, log=lambda s: None)
+  hp, val, b = ease_search.search(_csr(train), split.fold_in, lams, validate, max_items=None,
+                                  log=lambda s: None)
   assert len(traces) == 1
-  brute = [validate(ease.direct_scores, ease.fit(_csr(train), lam))["ndcg@100"] for lam in lams]
+  brute = [validate(ease_search.direct_scores, ease.fit(_csr(train), lam))["ndcg@100"]
+           for lam in lams]
   assert hp == {"lam": lams[int(np.argmax(brute))]}
   assert val["ndcg@100"] == max(brute)
   assert val["ndcg@100"] == pytest.approx(_ndcg(fold_in @ np.asarray(b), fold_in, held), abs=1e-6)
@@ -143,7 +137,8 @@ def test_search_through_the_evaluator_compiles_once(data, monkeypatch):
 def _scripted(ndcgs):
   """A validate returning the given NDCG@100 for the search's calls, in order."""
   it = iter(ndcgs)
-  return lambda score_fn, params: {"ndcg@100": next(it) if score_fn is ease.eigen_scores else -1.0}
+  return lambda score_fn, params: {
+      "ndcg@100": next(it) if score_fn is ease_search.lambda_scores else -1.0}
 
 
 @pytest.mark.parametrize("ndcgs, chosen, end", [
@@ -153,8 +148,8 @@ def _scripted(ndcgs):
 ])
 def test_edge_warning_at_each_end(data, ndcgs, chosen, end):
   logs = []
-  hp, _, _ = ease.search(_csr(data[0]), (1.0, 10.0, 100.0, 1000.0), _scripted(ndcgs),
-                         max_items=None, log=logs.append)
+  hp, _, _ = ease_search.search(_csr(data[0]), _csr(data[1]), (1.0, 10.0, 100.0, 1000.0),
+                                _scripted(ndcgs), max_items=None, log=logs.append)
   assert hp == {"lam": chosen}
   warnings = [line for line in logs if "config.baselines.ease_lambdas" in line]
   if end is None:
@@ -165,8 +160,8 @@ def test_edge_warning_at_each_end(data, ndcgs, chosen, end):
 
 def test_edge_warning_uses_the_grid_range_not_its_order(data):
   logs = []
-  hp, _, _ = ease.search(_csr(data[0]), (100.0, 1.0, 10.0), _scripted((0.3, 0.5, 0.4)),
-                         max_items=None, log=logs.append)
+  hp, _, _ = ease_search.search(_csr(data[0]), _csr(data[1]), (100.0, 1.0, 10.0),
+                                _scripted((0.3, 0.5, 0.4)), max_items=None, log=logs.append)
   assert hp == {"lam": 1.0}
   assert any("smallest" in line and "config.baselines.ease_lambdas" in line for line in logs)
 
@@ -175,25 +170,28 @@ def test_ties_keep_the_earliest_lambda(data):
   train = _csr(data[0])
   for ndcgs, lams, want in (((0.4, 0.4, 0.4), (10.0, 1.0, 100.0), 10.0),
                             ((0.1, 0.3, 0.3, 0.2), (1.0, 3.0, 5.0, 9.0), 3.0)):
-    hp, _, _ = ease.search(train, lams, _scripted(ndcgs), max_items=None, log=lambda s: None)
+    hp, _, _ = ease_search.search(train, _csr(data[1]), lams, _scripted(ndcgs), max_items=None,
+                                  log=lambda s: None)
     assert hp == {"lam": want}
 
 
 def test_non_finite_ndcg_is_skipped_with_a_message(data):
   logs = []
-  hp, _, _ = ease.search(_csr(data[0]), (1.0, 10.0, 100.0), _scripted((0.3, float("nan"), 0.2)),
-                         max_items=None, log=logs.append)
+  hp, _, _ = ease_search.search(_csr(data[0]), _csr(data[1]), (1.0, 10.0, 100.0),
+                                _scripted((0.3, float("nan"), 0.2)), max_items=None,
+                                log=logs.append)
   assert hp == {"lam": 1.0}
   assert any("not considered" in line for line in logs)
   with pytest.raises(ValueError, match="finite"):
-    ease.search(_csr(data[0]), (1.0, 10.0), _scripted((float("nan"),) * 2), max_items=None,
-                log=lambda s: None)
+    ease_search.search(_csr(data[0]), _csr(data[1]), (1.0, 10.0), _scripted((float("nan"),) * 2),
+                       max_items=None, log=lambda s: None)
 
 
 @pytest.mark.parametrize("lams", [(), (0.0, 10.0), (-1.0,), (float("inf"),)])
 def test_bad_lambdas_name_the_option(data, lams):
   with pytest.raises(ValueError, match="config.baselines.ease_lambdas"):
-    ease.search(_csr(data[0]), lams, _scripted(()), max_items=None, log=lambda s: None)
+    ease_search.search(_csr(data[0]), _csr(data[1]), lams, _scripted(()), max_items=None,
+                       log=lambda s: None)
 
 
 def test_memory_guard_refuses_before_allocating(data, monkeypatch):
@@ -207,16 +205,17 @@ def test_memory_guard_refuses_before_allocating(data, monkeypatch):
   validate = _scripted(())  # Raises StopIteration if called.
   for float64 in (False, True):
     with pytest.raises(ValueError) as e:
-      ease.search(train, (1.0, 10.0), validate, max_items=None, log=lambda s: None,
-                  float64=float64, memory_bytes=4 * m * m)  # room for one M x M float32 only
+      ease_search.search(train, _csr(data[1]), (1.0, 10.0), validate, max_items=None,
+                         log=lambda s: None, float64=float64,
+                         memory_bytes=4 * m * m)  # Room for one M x M float32 only.
     msg = str(e.value)
     assert "config.baselines.ease_max_items" in msg and f"M = {m}" in msg and "GB" in msg
   with pytest.raises(ValueError, match="config.baselines.ease_max_items"):
-    ease.search(train, (1.0,), validate, max_items=m - 1, log=lambda s: None)
+    ease_search.search(train, _csr(data[1]), (1.0,), validate, max_items=m - 1, log=lambda s: None)
 
 
 def test_memory_arithmetic_for_msd_and_ml20m():
-  cpu = ease.SEARCH_PEAK_MATRICES["cpu", True]
+  cpu = ease_search.PEAK_MATRICES["cpu", True]
   limit = {"host": (24e9, "a 24 GB host")}
   with pytest.raises(ValueError, match=r"M = 41,140 .*24\.0 GB .*config.baselines.ease_max_items"):
     ease.check_memory(41_140, cpu, limit)  # MSD on a 24 GB CPU machine: refused.
@@ -226,6 +225,6 @@ def test_memory_arithmetic_for_msd_and_ml20m():
 
 
 def test_default_lambdas():
-  lams = np.array(ease.DEFAULT_LAMBDAS)
+  lams = np.array(ease_search.DEFAULT_LAMBDAS)
   assert len(lams) == 16 and lams[0] == 1.0 and lams[-1] == 1e5
   np.testing.assert_allclose(np.diff(np.log10(lams)), 1 / 3, atol=2e-3)  # log-spaced

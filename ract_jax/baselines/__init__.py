@@ -13,7 +13,7 @@ import dataclasses
 import itertools
 from typing import Callable
 
-from ract_jax.baselines import cdae, ease, popularity, slim, wmf
+from ract_jax.baselines import cdae, ease, ease_search, popularity, slim, wmf
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,12 +21,15 @@ class Baseline:
   """How to search and fit one baseline from the `config.baselines` block.
 
   grid(block) -> list of hyper-parameter dicts (each logged and recorded with the result);
-  fit(train, block, hp) -> params; scores(params, fold_in_dense) -> [B, M].
+  fit(train, block, hp) -> params; scores(params, fold_in_dense) -> [B, M]. A model may bring its
+  own `search(train, validation_fold_in, block, validate, log) -> (hp, validation summary, params)`
+  in place of fitting every grid point (EASE: one eigendecomposition for the whole grid).
   """
 
   grid: Callable
   fit: Callable
   scores: Callable
+  search: Callable | None = None
 
 
 def product_grid(block) -> list[dict]:
@@ -41,10 +44,14 @@ REGISTRY = {
     "popularity": Baseline(grid=lambda b: [{}], fit=lambda train, b, hp: popularity.fit(train),
                            scores=popularity.scores),
     "ease": Baseline(grid=lambda b: [{"lam": float(v)} for v in b.ease_lambdas],
-                     fit=lambda train, b, hp: ease.fit(train, hp["lam"], max_items=b.ease_max_items),
-                     scores=ease.scores),
-    "wmf": Baseline(grid=lambda b: product_grid(b.wmf), fit=lambda train, b, hp: wmf.fit(train, **hp),
-                    scores=wmf.scores),
+                     fit=lambda train, b, hp: ease.fit(train, hp["lam"],
+                                                       max_items=b.ease_max_items),
+                     scores=ease.scores,
+                     search=lambda train, validation, b, validate, log: ease_search.search(
+                         train, validation, b.ease_lambdas, validate, max_items=b.ease_max_items,
+                         log=log)),
+    "wmf": Baseline(grid=lambda b: product_grid(b.wmf),
+                    fit=lambda train, b, hp: wmf.fit(train, **hp), scores=wmf.scores),
     "slim": Baseline(grid=lambda b: product_grid(b.slim),
                      fit=lambda train, b, hp: slim.fit(train, max_items=b.slim_max_items, **hp),
                      scores=slim.scores),
@@ -52,4 +59,5 @@ REGISTRY = {
                      fit=lambda train, b, hp: cdae.fit(train, **hp), scores=cdae.scores),
 }
 
-__all__ = ["REGISTRY", "Baseline", "cdae", "ease", "popularity", "product_grid", "slim", "wmf"]
+__all__ = ["REGISTRY", "Baseline", "cdae", "ease", "ease_search", "popularity", "product_grid",
+           "slim", "wmf"]

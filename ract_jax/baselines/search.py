@@ -29,6 +29,20 @@ def check_names(block: ml_collections.ConfigDict) -> None:
                        f"{tuple(REGISTRY)}.")
 
 
+def _grid_search(name: str, baseline, block, train: CSR, validate, log):
+  """Every grid point fitted and validated; returns the best (hp, summary, params)."""
+  best = None
+  for hp in baseline.grid(block):
+    t0 = time.perf_counter()
+    params = baseline.fit(train, block, hp)
+    val = validate(_SCORERS[name], params)
+    if hp:
+      log(f"{name:<5} {hp}  val ndcg@100 {val['ndcg@100']:.4f}  ({time.perf_counter() - t0:.1f} s)")
+    if best is None or val["ndcg@100"] > best[1]["ndcg@100"]:
+      best = (hp, val, params)
+  return best
+
+
 def evaluate_baselines(block: ml_collections.ConfigDict, train: CSR,
                        validation: evaluate.Evaluator, test: evaluate.Evaluator,
                        log: Callable[[str], None], warn: Callable[[str], None],
@@ -47,27 +61,20 @@ def evaluate_baselines(block: ml_collections.ConfigDict, train: CSR,
     the baselines evaluated now (`seconds`: wall time of the grid search and the test scoring).
   """
   check_names(block)
+  validate = lambda fn, params: evaluate.summarize(validation.run(fn, params))  # noqa: E731
   out = {}
   for name in block.names:
     if name in done:
       continue
     baseline, score = REGISTRY[name], _SCORERS[name]
-    best = None
     t_start = time.perf_counter()
-    for hp in baseline.grid(block):
-      t0 = time.perf_counter()
-      try:
-        params = baseline.fit(train, block, hp)
-      except ValueError as e:  # Too many items for a dense M x M model: say so, go on.
-        warn(f"{name} skipped: {e}")
-        break
-      val = evaluate.summarize(validation.run(score, params))
-      if hp:
-        log(f"{name:<5} {hp}  val ndcg@100 {val['ndcg@100']:.4f}  "
-            f"({time.perf_counter() - t0:.1f} s)")
-      if best is None or val["ndcg@100"] > best[1]["ndcg@100"]:
-        best = (hp, val, params)
-    if best is None:
+    try:  # Too many items for a dense M x M model, or too little memory: say so, go on.
+      if baseline.search is not None:
+        best = baseline.search(train, validation.split.fold_in, block, validate, log)
+      else:
+        best = _grid_search(name, baseline, block, train, validate, log)
+    except ValueError as e:
+      warn(f"{name} skipped: {e}")
       continue
     hp, val, params = best
     result = evaluate.summarize(test.run(score, params))

@@ -1,0 +1,207 @@
+"""EASE's lambda chosen on validation with ONE factorisation for the whole grid.
+
+`G = X^T X = V diag(s) V^T` (an eigendecomposition), so for any lambda
+`P = (G + lam I)^{-1} = V diag(w) V^T` with `w = 1 / (s + lam)`, and the validation users' scores
+`X B = X - (X P) / diag(P)` (column-wise) need only `X P = (X V) diag(w) V^T` and
+`diag(P)_i = sum_k V_ik^2 w_k`. `X V` is computed once for the validation users, so a lambda costs
+`2 H M^2` flops for H of them (one matmul, no M^3 solve). The chosen lambda's B is then `ease.fit`'s
+(the model that is tested is the closed form, exactly).
+
+The decomposition is float64 on the host on the CPU backend: in float32 the scores' error grows like
+eps * lambda_max(G) / lam (1.8e-2 relative at lam = 1 on ml-1m-implicit, where lambda_max = 2.1e5);
+an accelerator decomposes in float32 on the device, where that error can only swap lambdas whose
+validation NDCG@100 differ by ~2e-4.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ract_jax.actors import sparse_layer
+from ract_jax.baselines import ease
+from ract_jax.data.csr import CSR
+
+# 16 log-spaced values from 1 to 1e5 (10^(k/3), 3 significant digits): a factor ~2.15 apart.
+DEFAULT_LAMBDAS = tuple(float(f"{v:.3g}") for v in np.logspace(0.0, 5.0, 16))
+
+# Peak dense M x M float32 matrices (a float64 one counts 2) the search holds, by (backend, float64
+# decomposition), measured with max RSS on the CPU (BUILD.md); `xv` adds H x M on top.
+PEAK_MATRICES = {
+    ("cpu", True): {"host": 4.0},  # The float64 Gram decomposed in place + float64 eigenvectors.
+    ("cpu", False): {"host": 4.0},  # jnp.linalg.eigh: G, V, syevd's 2 M^2 workspace.
+    ("accelerator", False): {"host": 1.0, "device": 4.0},
+    ("accelerator", True): {"host": 4.0, "device": 3.0},
+}
+
+
+def _eigh_host(a: np.ndarray):
+  """(s, Z) of the symmetric Fortran-ordered `a` (float64, destroyed), LAPACK's MRRR driver."""
+  import scipy.linalg  # pylint: disable=g-import-not-at-top
+  return scipy.linalg.eigh(a, lower=True, overwrite_a=True, check_finite=False, driver="evr")
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _eigh_device(g):
+  return jnp.linalg.eigh(g, symmetrize_input=False)  # G is exactly symmetric (integer counts).
+
+
+def eigen(gram: np.ndarray, float64: bool):
+  """`G = V diag(s) V^T`, consuming `gram` (pass the only reference).
+
+  Args:
+    gram: float32 `[M, M]` from `ease.gram_matrix`.
+    float64: decompose in float64 on the host (V then rounded to float32) instead of float32 on
+      the JAX default device.
+
+  Returns:
+    `(v, s)`: device arrays, float32 `[M, M]` V (column k is the eigenvector of `s[k]`) and `[M]`
+    eigenvalues clipped at 0 (G is positive semi-definite; rounding can make tiny ones negative).
+  """
+  if float64:
+    a = np.asfortranarray(gram, np.float64)
+    del gram
+    s, z = _eigh_host(a)
+    del a
+    v = jnp.asarray(z.astype(np.float32, order="C"))
+    s = jnp.asarray(s, jnp.float32)
+  else:
+    s, v = _eigh_device(jnp.asarray(gram))
+  return v, jnp.maximum(s, 0.0)
+
+
+def users_times_v(fold_in: CSR, v: jax.Array) -> jax.Array:
+  """`X V` for the held-out users' fold-in rows: sums of V's rows over their entries (nnz x M
+  work), float32 `[n_users, M]`, on V's device."""
+  rows = np.repeat(np.arange(fold_in.n_rows, dtype=np.int32), fold_in.row_lengths())
+  return sparse_layer.sparse_rows_matmul(jnp.asarray(rows), jnp.asarray(fold_in.indices, jnp.int32),
+                                         jnp.ones(fold_in.nnz, v.dtype), v, fold_in.n_rows)
+
+
+@jax.jit
+def _lambda_terms(v, s, lam):
+  w = 1.0 / (s + lam)
+  diag_p = jnp.sum(jnp.square(v) * w[None, :], axis=1)  # Positive terms: no cancellation.
+  return w, 1.0 / diag_p
+
+
+def lambda_params(xv, v, s, lam: float) -> dict:
+  """The parameters of `lambda_scores` for one lambda (the same shapes for every lambda).
+
+  Returns:
+    `{"xv": [H, M] X V, "v": [M, M] V, "w": [M] 1 / (s + lam), "inv_diag": [M] 1 / diag(P)}`.
+  """
+  w, inv_diag = _lambda_terms(v, s, jnp.float32(lam))
+  return {"xv": xv, "v": v, "w": w, "inv_diag": inv_diag}
+
+
+def lambda_scores(params, entries, fold_in) -> jax.Array:
+  """EASE scores `x B = x - (x P) / diag(P)` of the batch's users (an `evaluate.ScoreFn`): their
+  rows of `X V` (`entries.users` index the held-out split; padding rows give garbage, unused)."""
+  xv = params["xv"][jnp.maximum(entries.users, 0)] * params["w"]
+  xp = jax.lax.dot_general(xv, params["v"], (((1,), (1,)), ((), ())),
+                           precision=jax.lax.Precision.HIGHEST)  # (X V diag(w)) V^T
+  return fold_in.astype(jnp.float32) - xp * params["inv_diag"]
+
+
+def direct_scores(b, entries, fold_in) -> jax.Array:
+  """`ease.scores(b, fold_in)` as an `evaluate.ScoreFn` (one function object: compiled once)."""
+  del entries
+  return ease.scores(b, fold_in)
+
+
+def _check_lambdas(lambdas) -> tuple[float, ...]:
+  lams = tuple(float(v) for v in lambdas)
+  if not lams or not all(math.isfinite(v) and v > 0 for v in lams):
+    raise ValueError(f"config.baselines.ease_lambdas={tuple(lambdas)}: give one or more finite "
+                     "values > 0 (e.g. ract_jax.baselines.ease_search.DEFAULT_LAMBDAS).")
+  return lams
+
+
+def edge_warning(lams: tuple[float, ...], chosen: float) -> str | None:
+  """The warning when the chosen lambda lies at an end of the grid (None inside it)."""
+  lo, hi = min(lams), max(lams)
+  if lo == hi:
+    return (f"EASE: config.baselines.ease_lambdas has the single value {chosen:g}, so lambda was "
+            f"not searched; give a log-spaced grid around it, e.g. ({chosen / 10:g}, ..., "
+            f"{chosen * 10:g}).")
+  if chosen not in (lo, hi):
+    return None
+  end, side, new = (("smallest", "below", lo / 100) if chosen == lo else
+                    ("largest", "above", hi * 100))
+  return (f"EASE: the chosen lambda {chosen:g} is the {end} value of config.baselines.ease_lambdas "
+          f"({lo:g} .. {hi:g}): the best may lie {side} the grid. Widen it {side} {chosen:g}, e.g. "
+          f"with log-spaced values out to {new:g}.")
+
+
+def search(train: CSR, validation: CSR, lambdas: Sequence[float], validate: Callable, *,
+           max_items: int | None, log: Callable[[str], None], float64: bool | None = None,
+           memory_bytes: float | None = None):
+  """Chooses EASE's lambda on the validation users' NDCG@100 (see the module docstring).
+
+  Args:
+    train: training users' histories, `[n_users, M]` binary CSR.
+    validation: the validation users' fold-in rows (`HeldOut.fold_in`), in the evaluator's order.
+    lambdas: the grid (`config.baselines.ease_lambdas`), values > 0.
+    validate: `validate(score_fn, params) -> summary` with key "ndcg@100" (production:
+      `evaluate.summarize(evaluator.run(score_fn, params))`); called with `lambda_scores` for every
+      lambda (one function object, the same shapes: one compile), then with `direct_scores` and
+      the chosen lambda's B.
+    max_items: refuse when M exceeds it (`config.baselines.ease_max_items`; None: no cap).
+    log: progress and warnings (a chosen lambda at an end of the grid is reported).
+    float64: decompose in float64 on the host (default on the CPU backend) or float32 on device.
+    memory_bytes: the memory limit for host and device (default: `ease.memory_limits()`).
+
+  Returns:
+    `({"lam": lam}, validation summary of the chosen B, B)`; exact NDCG@100 ties keep the earliest
+    lambda of `lambdas`.
+
+  Raises:
+    ValueError before anything is allocated when M exceeds `max_items` or the peak memory estimate
+    exceeds the limit (naming `config.baselines.ease_max_items`); for a lambda not > 0; when no
+    lambda gives a finite NDCG@100.
+  """
+  lams = _check_lambdas(lambdas)
+  m, h = train.n_items, validation.n_rows
+  ease.check_size(m, max_items)
+  backend = "cpu" if jax.default_backend() == "cpu" else "accelerator"
+  float64 = backend == "cpu" if float64 is None else bool(float64)
+  limits = (ease.memory_limits() if memory_bytes is None else
+            {k: (float(memory_bytes), "memory_bytes") for k in ("host", "device")})
+  peak = {where: n + h / m for where, n in PEAK_MATRICES[backend, float64].items()}
+  ease.check_memory(m, peak, limits)
+
+  t0 = time.perf_counter()
+  v, s = eigen(ease.gram_matrix(train), float64=float64)
+  xv = jax.block_until_ready(users_times_v(validation, v))
+  log(f"ease  eigendecomposition of the {m} x {m} Gram matrix "
+      f"({'float64 on the host' if float64 else 'float32 on the device'}) and X V of the {h} "
+      f"validation users: {time.perf_counter() - t0:.1f} s")
+  best = None  # (index, ndcg)
+  for i, lam in enumerate(lams):
+    t0 = time.perf_counter()
+    ndcg = float(validate(lambda_scores, lambda_params(xv, v, s, lam))["ndcg@100"])
+    log(f"ease  {{'lam': {lam}}}  val ndcg@100 {ndcg:.4f}  ({time.perf_counter() - t0:.1f} s)")
+    if not math.isfinite(ndcg):
+      log(f"ease  lam={lam:g}: validation NDCG@100 is {ndcg}; this lambda is not considered.")
+    elif best is None or ndcg > best[1]:  # Strictly better: ties keep the earliest lambda.
+      best = (i, ndcg)
+  del v, s, xv  # The final solve needs the memory.
+  if best is None:
+    raise ValueError(f"EASE: no lambda of config.baselines.ease_lambdas={lams} gave a finite "
+                     "validation NDCG@100.")
+  lam = lams[best[0]]
+  warning = edge_warning(lams, lam)
+  if warning:
+    log(warning)
+  b = ease.fit(train, lam)
+  val = validate(direct_scores, b)
+  log(f"ease  chosen lam {lam:g}: B by Cholesky, val ndcg@100 {val['ndcg@100']:.4f} (search: "
+      f"{best[1]:.4f})")
+  return {"lam": lam}, val, b
