@@ -145,6 +145,14 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.checkpoint.keep = 2  # Full states kept; the older one is the fall-back of a damaged latest one.
   c.checkpoint.async_save = True  # Write while the next epoch runs.
 
+  # ---- Progress inside epochs (none of these keys changes results). -------------------------------
+  c.progress = ml_collections.ConfigDict()
+  # A line with users/s and the epoch's ETA every `seconds` inside long epochs (0: none).
+  c.progress.seconds = 30.0
+  # Dispatches of one compiled chunk of steps per epoch (train/loops.py; bit-identical for any
+  # value): 0 = auto (up to 16 chunks of >= 16 steps; 1 when progress.seconds is 0), 1 = one scan.
+  c.progress.epoch_chunks = 0
+
   # ---- Runtime. -----------------------------------------------------------------------------------
   c.distributed = False  # Call jax.distributed.initialize() (SLURM / TPU pods / multi-host).
   # A finished workdir re-run prints its results and exits; True re-runs the final test evaluation.

@@ -182,6 +182,49 @@ class Records:
     return _fmt_time(stage_left), _fmt_time(total)
 
 
+class ChunkProgress:
+  """`on_chunk` for `loops.Epoch`: logs a progress line every `every` seconds inside long epochs.
+
+  Called after each chunk is dispatched; it then waits for the chunk before it (so one chunk is
+  always queued on the device: no pipeline bubble) and times the steps finished so far. The clock
+  starts at construction, i.e. after the epoch's compilation (`loops.Epoch.compile`).
+
+  Args:
+    log: `log(msg)`.
+    label: what the line starts with, e.g. "actor  epoch 3/150".
+    n_rows: users per epoch; steps: steps per epoch; batch_size: users per step.
+    every: seconds between lines (> 0).
+  """
+
+  def __init__(self, log, label: str, n_rows: int, steps: int, batch_size: int, every: float):
+    self.log, self.label, self.every = log, label, every
+    self.n_rows, self.steps, self.batch_size = n_rows, steps, batch_size
+    self.start = self.last = now()
+    self._pending = None
+
+  def __call__(self, done: int, sums) -> None:
+    pending, self._pending = self._pending, (done, sums)
+    if pending is None:
+      return
+    jax.block_until_ready(pending[1])
+    t = now()
+    if t - self.last < self.every:
+      return
+    self.last = t
+    users = min(pending[0] * self.batch_size, self.n_rows)
+    rate = users / max(t - self.start, 1e-9)
+    self.log(f"{self.label}  step {pending[0]}/{self.steps} ({100 * pending[0] / self.steps:.0f}%)"
+             f"  {rate:,.0f} users/s  epoch ETA {_fmt_time((self.n_rows - users) / rate)}")
+
+
+def chunk_progress(log, label: str, n_rows: int, steps: int, batch_size: int,
+                   progress_cfg) -> ChunkProgress | None:
+  """The progress callback of an epoch, or None when `config.progress.seconds` is 0."""
+  if not progress_cfg.seconds:
+    return None
+  return ChunkProgress(log, label, n_rows, steps, batch_size, float(progress_cfg.seconds))
+
+
 def epoch_summary(stage: str, sums: dict) -> dict:
   """An epoch's training metrics from its per-step sums (host numpy arrays `[steps]`).
 

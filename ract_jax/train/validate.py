@@ -79,6 +79,10 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   ProtocolParams.from_config(config.data).validate()
   search.check_names(config.baselines)
   _positive(config.checkpoint.every_minutes, "checkpoint.every_minutes", strict=False)
+  _positive(config.progress.seconds, "progress.seconds", strict=False)
+  if not isinstance(config.progress.epoch_chunks, int) or config.progress.epoch_chunks < 0:
+    raise ValueError(f"config.progress.epoch_chunks={config.progress.epoch_chunks!r} must be an "
+                     "integer >= 0 (0 = auto, 1 = one dispatch per epoch).")
   if not isinstance(config.checkpoint.keep, int) or config.checkpoint.keep < 2:
     raise ValueError(f"config.checkpoint.keep={config.checkpoint.keep!r} must be an integer >= 2 "
                      "(the previous state is the fall-back of a damaged latest one).")
