@@ -155,6 +155,19 @@ def get_base_config() -> ml_collections.ConfigDict:
 
   # ---- Runtime. -----------------------------------------------------------------------------------
   c.distributed = False  # Call jax.distributed.initialize() (SLURM / TPU pods / multi-host).
+  # With distributed=True: where the processes meet. Empty / 0 / -1 values come from the
+  # environment (SLURM, Open MPI, TPU pods; JAX_COORDINATOR_ADDRESS), e.g. for a run of two
+  # processes on one machine: coordinator_address='127.0.0.1:PORT', num_processes=2, process_id=i.
+  c.cluster = ml_collections.ConfigDict()
+  c.cluster.coordinator_address = ""  # host:port of process 0.
+  c.cluster.num_processes = 0
+  c.cluster.process_id = -1
+  # Cross-process collectives of JAX's CPU backend ('gloo' or 'mpi'; '' = JAX's default, none).
+  c.cluster.cpu_collectives = "gloo"
+  c.cluster.initialization_timeout = 300  # Seconds to wait for every process to join.
+  # A process that sends no heartbeat for this long is dead: the others then stop with an error
+  # (they would otherwise wait in a collective for ever).
+  c.cluster.heartbeat_seconds = 100
   # A finished workdir re-run prints its results and exits; True re-runs the final test evaluation.
   c.reevaluate = False
   return c

@@ -27,7 +27,7 @@ def main(processed, workdir, batch_size="64", actor="2", critic="1", ac="1"):
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     rows = [json.loads(line) for line in f]
   print("RESULT " + json.dumps({"devices": jax.device_count(), "rows": rows,
-                                "test": results["ract"]["test"]}))
+                                "test": results.get("ract", results["actor"])["test"]}))
 
 
 if __name__ == "__main__":

@@ -247,9 +247,7 @@ def _start(run: Run, config: ml_collections.ConfigDict) -> tuple[bool, dict | No
     (resuming, the finished record if the run already finished).
   """
   ident = workdir_lib.identity(config, data_lib.content_hash(run.data))
-  resuming = workdir_lib.check_identity(run.workdir, ident)
-  if not resuming and run.records.main:
-    workdir_lib.write_identity(run.workdir, ident)
+  resuming = workdir_lib.claim(run.workdir, ident)  # Process 0 decides, every process learns.
   return resuming, _finished(run) if resuming else None
 
 
