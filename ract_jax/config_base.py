@@ -152,6 +152,10 @@ def get_base_config() -> ml_collections.ConfigDict:
   # Dispatches of one compiled chunk of steps per epoch (train/loops.py; bit-identical for any
   # value): 0 = auto (up to 16 chunks of >= 16 steps; 1 when progress.seconds is 0), 1 = one scan.
   c.progress.epoch_chunks = 0
+  # TensorBoard scalars of every epoch's record in <workdir>/tensorboard/ (train/summaries.py):
+  # 'auto' = when a writer package is installed (tensorboardX, torch + tensorboard, flax +
+  # tensorflow), 'off', or one of those names (then required).
+  c.progress.tensorboard = "auto"
 
   # ---- Runtime. -----------------------------------------------------------------------------------
   c.distributed = False  # Call jax.distributed.initialize() (SLURM / TPU pods / multi-host).

@@ -48,6 +48,7 @@ class Records:
     if self.main:
       os.makedirs(workdir, exist_ok=True)
     self._stage_times: dict[str, list[float]] = {}
+    self.summaries = None  # Optional TensorBoard writer of the metrics rows (train/summaries.py).
 
   def log(self, msg: str, *args) -> None:
     if not self.main:
@@ -84,6 +85,8 @@ class Records:
       os.write(fd, (json.dumps(_jsonable(row)) + "\n").encode())
     finally:
       os.close(fd)
+    if self.summaries is not None:
+      self.summaries.write(_jsonable(row))
 
   def read_metrics(self) -> list[dict]:
     """The rows of `metrics.jsonl`; a torn last line (a run killed mid-write) is dropped with a
