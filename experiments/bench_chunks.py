@@ -44,6 +44,7 @@ def main():
   ap.add_argument("--steps", type=int, default=20, help="steps per synthetic epoch")
   ap.add_argument("--chunks", type=int, default=0, help="chunks to compare with 1 (0: one per step)")
   ap.add_argument("--repeats", type=int, default=5)
+  ap.add_argument("--no-progress", action="store_true", help="no progress callback (no syncs)")
   args = ap.parse_args()
   config = base.get_base_config()
   csr, n_rows = _data(args.shape, args.steps, config.batch_size)
@@ -65,8 +66,8 @@ def main():
   times = {c: [] for c in programs}
   for r in range(args.repeats + 1):
     for c, p in programs.items():
-      progress = records.ChunkProgress(lambda *_: None, "", n_rows, p.steps, config.batch_size,
-                                       every=1e9)
+      progress = None if args.no_progress else records.ChunkProgress(
+          lambda *_: None, "", n_rows, p.steps, config.batch_size, every=1e9)
       t = time.perf_counter()
       states[c], sums = p(states[c], dev, jax.random.PRNGKey(2 + r), progress)
       jax.block_until_ready(sums)
@@ -75,7 +76,8 @@ def main():
   one, many = (float(np.median(times[c])) for c in (1, chunked))
   n = programs[chunked].chunks
   print(f"{args.shape}: {n_rows} users, {n_steps} steps of {config.batch_size}, "
-        f"{jax.device_count()} {jax.devices()[0].platform} device(s)")
+        f"{jax.device_count()} {jax.devices()[0].platform} device(s), progress callback "
+        f"{'off' if args.no_progress else 'on'}")
   print(f"compile: 1 chunk {compile_s[1]:.1f} s, {n} chunks {compile_s[chunked]:.1f} s")
   print(f"epoch (median of {args.repeats}): 1 chunk {one:.3f} s, {n} chunks {many:.3f} s "
         f"({100 * (many / one - 1):+.1f}%), {1000 * (many - one) / max(n - 1, 1):+.1f} ms per "

@@ -33,7 +33,7 @@ def _run(n_devices, processed, workdir, *args):
                         capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stderr[-4000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
-  return json.loads(line[len("RESULT "):])
+  return dict(json.loads(line[len("RESULT "):]), stdout=proc.stdout)
 
 
 def _assert_same(one, other):
@@ -59,4 +59,6 @@ def test_paper_batch_runs_on_sixteen_devices(tmp_path):
   out = _run(16, tmp_path / "processed", tmp_path / "d16", 500, 1, 0, 0)
   assert out["devices"] == 16
   assert [r["stage"] for r in out["rows"]] == ["actor"]
+  assert "batch 500 (+12 masked rows: 16 devices x 32)" in out["stdout"]
+  assert all(np.isfinite(r["nll"]) for r in out["rows"])
   assert all(np.isfinite(r["val"]["ndcg@100"]) for r in out["rows"])

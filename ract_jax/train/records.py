@@ -12,6 +12,7 @@ import numpy as np
 from absl import logging
 
 from ract_jax import metrics
+from ract_jax.device import parallel
 
 
 def _fmt_time(seconds: float) -> str:
@@ -137,9 +138,13 @@ class Records:
              jax.local_device_count(), dict(mesh.shape))
     from ract_jax.data import describe
     self.log("%s", describe(data))
-    self.log("actor %s (%s) %s params | critic %s params | batch %d | schedule %d / %d / %d epochs",
+    pad = parallel.padded_batch_size(config.batch_size, mesh) - config.batch_size
+    batch = f"{config.batch_size}" + (f" (+{pad} masked rows: {mesh.devices.size} devices x "
+                                      f"{parallel.local_batch_size(config.batch_size, mesh)})"
+                                      if pad else "")
+    self.log("actor %s (%s) %s params | critic %s params | batch %s | schedule %d / %d / %d epochs",
              config.actor.kind, config.actor.shape, f"{param_counts['actor']:,}",
-             f"{param_counts['critic']:,}", config.batch_size, config.schedule.actor_epochs,
+             f"{param_counts['critic']:,}", batch, config.schedule.actor_epochs,
              config.schedule.critic_epochs, config.schedule.ac_epochs)
     self.log("workdir %s | config %s (every key; printed here with --verbosity=1)", self.workdir,
              os.path.join(self.workdir, "config.json"))
