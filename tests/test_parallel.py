@@ -6,7 +6,11 @@ Each device count runs in its own process (XLA_FLAGS must be set before JAX star
 batch is padded with masked rows to a multiple of the device count, and random draws are keyed by
 global user and item, so every run sees identical batches, masks and noise; what may differ is the
 order of floating-point reductions across devices (psum), which Adam amplifies a little.
-Tolerances: training losses 1e-4 relative, validation/test metrics 2e-3 absolute.
+Measured on this smoke config (4 epochs): training losses within 2.3e-7 relative (float32
+rounding), validation/test NDCG@100 within 5e-9. Tolerances: losses 1e-5 relative (~40x that),
+metrics 1e-4 absolute. Counting the padding rows as users (a wrong mask) moves the losses by 2e-2
+relative on 3 devices, so the test fails on it; normalising by the padded batch size instead of
+the real users is invisible here (Adam is invariant to a loss's scale).
 """
 
 import json
@@ -41,9 +45,9 @@ def _assert_same(one, other):
   for a, b in zip(one["rows"], other["rows"]):
     for key in ("nll", "kl", "mse"):
       if key in a:
-        np.testing.assert_allclose(b[key], a[key], rtol=1e-4, err_msg=f"{a['stage']} {key}")
-    np.testing.assert_allclose(b["val"]["ndcg@100"], a["val"]["ndcg@100"], atol=2e-3)
-  np.testing.assert_allclose(other["test"]["ndcg@100"], one["test"]["ndcg@100"], atol=2e-3)
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-5, err_msg=f"{a['stage']} {key}")
+    np.testing.assert_allclose(b["val"]["ndcg@100"], a["val"]["ndcg@100"], atol=1e-4)
+  np.testing.assert_allclose(other["test"]["ndcg@100"], one["test"]["ndcg@100"], atol=1e-4)
 
 
 def test_one_three_four_devices_agree_on_an_indivisible_batch(tmp_path):
