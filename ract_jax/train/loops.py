@@ -70,8 +70,9 @@ class Epoch:
     chunks: dispatches per epoch (`chunk_plan`; 1 = one scan over the whole epoch, 0 = auto).
 
   Calling it returns the new state (`state` is donated) and the per-step sums stacked `[steps]`
-  (tiny, on device) so the host can name the first step that went non-finite. `on_chunk(done)`,
-  if given, is called after each chunk is dispatched with the steps dispatched so far.
+  (tiny, on device) so the host can name the first step that went non-finite. `on_chunk(done,
+  sums)`, if given, is called after each chunk is dispatched, with the steps dispatched so far and
+  that chunk's (still on device) per-step sums.
   """
 
   def __init__(self, name: str, step_fn: Callable, mesh, n_rows: int, batch_size: int,
