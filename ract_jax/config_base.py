@@ -145,8 +145,33 @@ def get_base_config() -> ml_collections.ConfigDict:
   c.checkpoint.keep = 2  # Full states kept; the older one is the fall-back of a damaged latest one.
   c.checkpoint.async_save = True  # Write while the next epoch runs.
 
+  # ---- Progress inside epochs (none of these keys changes results). -------------------------------
+  c.progress = ml_collections.ConfigDict()
+  # A line with users/s and the epoch's ETA every `seconds` inside long epochs (0: none).
+  c.progress.seconds = 30.0
+  # Dispatches of one compiled chunk of steps per epoch (train/loops.py; bit-identical for any
+  # value): 0 = auto (up to 16 chunks of >= 16 steps; 1 when progress.seconds is 0), 1 = one scan.
+  c.progress.epoch_chunks = 0
+  # TensorBoard scalars of every epoch's record in <workdir>/tensorboard/ (train/summaries.py):
+  # 'auto' = when a writer package is installed (tensorboardX, torch + tensorboard, flax +
+  # tensorflow), 'off', or one of those names (then required).
+  c.progress.tensorboard = "auto"
+
   # ---- Runtime. -----------------------------------------------------------------------------------
   c.distributed = False  # Call jax.distributed.initialize() (SLURM / TPU pods / multi-host).
+  # With distributed=True: where the processes meet. Empty / 0 / -1 values come from the
+  # environment (SLURM, Open MPI, TPU pods; JAX_COORDINATOR_ADDRESS), e.g. for a run of two
+  # processes on one machine: coordinator_address='127.0.0.1:PORT', num_processes=2, process_id=i.
+  c.cluster = ml_collections.ConfigDict()
+  c.cluster.coordinator_address = ""  # host:port of process 0.
+  c.cluster.num_processes = 0
+  c.cluster.process_id = -1
+  # Cross-process collectives of JAX's CPU backend ('gloo' or 'mpi'; '' = JAX's default, none).
+  c.cluster.cpu_collectives = "gloo"
+  c.cluster.initialization_timeout = 300  # Seconds to wait for every process to join.
+  # A process that sends no heartbeat for this long is dead: the others then stop with an error
+  # (they would otherwise wait in a collective for ever).
+  c.cluster.heartbeat_seconds = 100
   # A finished workdir re-run prints its results and exits; True re-runs the final test evaluation.
   c.reevaluate = False
   return c

@@ -66,7 +66,9 @@ class Evaluator:
 
   def __post_init__(self):
     n_dev = self.mesh.devices.size
-    self.batch_size = max(n_dev, -(-self.batch_size // n_dev) * n_dev)
+    # Any batch on any mesh: rounded up to a multiple of the device count; the extra rows are
+    # padding (-1), and every metric is per user, so the batch size does not change any number.
+    self.batch_size = parallel.padded_batch_size(self.batch_size, self.mesh)
     self.n_items = self.split.fold_in.n_items
     self.top_n = min(TOP_N_EXPORT, self.n_items)
     self.cap_fold, self.cap_held = self.caps or shared_caps([self.split], self.batch_size, n_dev)

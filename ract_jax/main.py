@@ -80,14 +80,42 @@ class OrbaxInfoFilter(pylogging.Filter):
         os.sep, "/") and logging.get_verbosity() < 1)
 
 
+def start_cluster(cluster_cfg) -> None:
+  """`jax.distributed.initialize` from `config.cluster` (unset values: from the environment, as
+  on SLURM / Open MPI / TPU pods); on CPU with cross-process collectives (`cpu_collectives`)."""
+  import jax
+  if cluster_cfg.cpu_collectives:
+    jax.config.update("jax_cpu_collectives_implementation", cluster_cfg.cpu_collectives)
+  given = {"coordinator_address": cluster_cfg.coordinator_address or None,
+           "num_processes": cluster_cfg.num_processes or None,
+           "process_id": None if cluster_cfg.process_id < 0 else cluster_cfg.process_id}
+  jax.distributed.initialize(**{k: v for k, v in given.items() if v is not None},
+                             initialization_timeout=int(cluster_cfg.initialization_timeout),
+                             heartbeat_timeout_seconds=int(cluster_cfg.heartbeat_seconds))
+
+
+def lost_peer(error: Exception) -> None:
+  """On a multi-process run, a runtime error of a collective (another process died: its sockets
+  closed) ends this process at once with a message, instead of JAX's shutdown barrier waiting for
+  the dead process (`config.cluster.heartbeat_seconds` bounds the wait when no error surfaces)."""
+  import jax
+  if jax.process_count() < 2 or not isinstance(error, jax.errors.JaxRuntimeError):
+    return
+  first = (str(error).splitlines() or ["?"])[0]
+  print(f"error: process {jax.process_index()} of {jax.process_count()}: a collective with the "
+        f"other processes failed ({first}); another process of this run has probably died (see "
+        "its log). The last saved state is kept: start all processes again to resume.",
+        file=sys.stderr, flush=True)
+  os._exit(1)  # Not sys.exit: JAX's exit hooks would wait on the dead process.
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(OrbaxInfoFilter())
   config = _CONFIG.value
   if config.distributed:
-    import jax
-    jax.distributed.initialize()  # SLURM / Open MPI / TPU pods: arguments from the environment.
+    start_cluster(config.cluster)
   from ract_jax.data import DataError
   from ract_jax.train import trainer, workdir as workdir_lib
   workdir = os.path.abspath(os.path.expanduser(_WORKDIR.value))
@@ -102,6 +130,9 @@ def main(argv):
     logging.log(logging.DEBUG, "traceback:", exc_info=True)
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
+  except Exception as e:  # pylint: disable=broad-except  (a failed collective: see lost_peer)
+    lost_peer(e)
+    raise
 
 
 if __name__ == "__main__":

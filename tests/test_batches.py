@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ract_jax.device import batches
+from ract_jax.device import batches, parallel
 from ract_jax.data.csr import CSR
 
 
@@ -68,3 +68,20 @@ def test_epoch_order_is_a_padded_permutation():
   assert (flat[23:] == -1).all()
   other = np.asarray(batches.epoch_order(jax.random.PRNGKey(1), 23, 5))
   assert not np.array_equal(order, other)
+
+
+def test_any_batch_on_any_device_count():
+  class Mesh:  # Only `.devices.size` is read.
+    def __init__(self, n):
+      self.devices = np.zeros(n)
+
+  assert [parallel.local_batch_size(500, Mesh(n)) for n in (1, 3, 8, 16)] == [500, 167, 63, 32]
+  assert parallel.padded_batch_size(500, Mesh(16)) == 512
+  assert parallel.padded_batch_size(3, Mesh(4)) == 4
+  with np.testing.assert_raises(ValueError):
+    parallel.local_batch_size(0, Mesh(2))
+  order = batches.epoch_order(jax.random.PRNGKey(0), 10, 4)  # [3, 4], 2 padding ids at the end.
+  wide = np.asarray(batches.pad_columns(order, 6))
+  assert wide.shape == (3, 6) and (wide[:, 4:] == -1).all()
+  np.testing.assert_array_equal(wide[:, :4], np.asarray(order))
+  assert batches.pad_columns(order, 4) is order

@@ -142,6 +142,20 @@ def epoch_order(key: jax.Array, n_rows: int, batch_size: int) -> jax.Array:
   return jnp.concatenate([perm, jnp.full((pad,), -1, jnp.int32)]).reshape(steps, batch_size)
 
 
+def pad_columns(order: jax.Array, width: int) -> jax.Array:
+  """An int32 `[steps, B]` schedule widened to `[steps, width]` with padding rows (-1) at the end.
+
+  Used to pad a global batch to a multiple of the device count (`parallel.padded_batch_size`):
+  padding rows carry no entries and are masked out of every loss and sum.
+  """
+  extra = width - order.shape[1]
+  if extra < 0:
+    raise ValueError(f"cannot pad a batch of {order.shape[1]} users to {width}.")
+  if extra == 0:
+    return order
+  return jnp.concatenate([order, jnp.full((order.shape[0], extra), -1, order.dtype)], axis=1)
+
+
 def sequential_order(n_rows: int, batch_size: int) -> np.ndarray:
   """Rows 0..n_rows-1 in order as an int32 `[steps, batch_size]` schedule padded with -1."""
   steps = max(1, -(-n_rows // batch_size))

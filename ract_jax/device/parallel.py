@@ -42,8 +42,26 @@ def per_device(fn, mesh, in_specs, out_specs):
 
 
 def local_batch_size(global_batch: int, mesh) -> int:
+  """Users per device for a global batch of `global_batch` users: `ceil(global_batch / devices)`.
+
+  Any batch size runs on any number of devices: the global batch is padded with masked rows
+  (user id -1, as the last partial batch of an epoch already is) up to `local * devices`, so every
+  step trains on the same real users, with the same loss normalisation (real users only), as on one
+  device. E.g. the paper's 500 on 16 devices: 32 per device, 12 padding rows.
+
+  Args:
+    global_batch: real users per step (`config.batch_size` or `config.eval.batch_size`), >= 1.
+    mesh: the `data` mesh.
+
+  Returns:
+    The per-device batch size (>= 1).
+  """
+  if global_batch < 1:
+    raise ValueError(f"batch_size={global_batch} must be >= 1.")
   n = mesh.devices.size
-  if global_batch % n:
-    raise ValueError(f"config.batch_size={global_batch} is not divisible by the {n} devices; "
-                     f"use a multiple of {n}.")
-  return global_batch // n
+  return -(-global_batch // n)
+
+
+def padded_batch_size(global_batch: int, mesh) -> int:
+  """The global batch padded to a multiple of the device count (see `local_batch_size`)."""
+  return local_batch_size(global_batch, mesh) * mesh.devices.size

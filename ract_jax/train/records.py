@@ -12,6 +12,7 @@ import numpy as np
 from absl import logging
 
 from ract_jax import metrics
+from ract_jax.device import parallel
 
 
 def _fmt_time(seconds: float) -> str:
@@ -48,6 +49,7 @@ class Records:
     if self.main:
       os.makedirs(workdir, exist_ok=True)
     self._stage_times: dict[str, list[float]] = {}
+    self.summaries = None  # Optional TensorBoard writer of the metrics rows (train/summaries.py).
 
   def log(self, msg: str, *args) -> None:
     if not self.main:
@@ -84,6 +86,8 @@ class Records:
       os.write(fd, (json.dumps(_jsonable(row)) + "\n").encode())
     finally:
       os.close(fd)
+    if self.summaries is not None:
+      self.summaries.write(_jsonable(row))
 
   def read_metrics(self) -> list[dict]:
     """The rows of `metrics.jsonl`; a torn last line (a run killed mid-write) is dropped with a
@@ -134,9 +138,13 @@ class Records:
              jax.local_device_count(), dict(mesh.shape))
     from ract_jax.data import describe
     self.log("%s", describe(data))
-    self.log("actor %s (%s) %s params | critic %s params | batch %d | schedule %d / %d / %d epochs",
+    pad = parallel.padded_batch_size(config.batch_size, mesh) - config.batch_size
+    batch = f"{config.batch_size}" + (f" (+{pad} masked rows: {mesh.devices.size} devices x "
+                                      f"{parallel.local_batch_size(config.batch_size, mesh)})"
+                                      if pad else "")
+    self.log("actor %s (%s) %s params | critic %s params | batch %s | schedule %d / %d / %d epochs",
              config.actor.kind, config.actor.shape, f"{param_counts['actor']:,}",
-             f"{param_counts['critic']:,}", config.batch_size, config.schedule.actor_epochs,
+             f"{param_counts['critic']:,}", batch, config.schedule.actor_epochs,
              config.schedule.critic_epochs, config.schedule.ac_epochs)
     self.log("workdir %s | config %s (every key; printed here with --verbosity=1)", self.workdir,
              os.path.join(self.workdir, "config.json"))
@@ -180,6 +188,49 @@ class Records:
     stage_left = per_epoch(stage) * left_in_stage
     total = stage_left + sum(per_epoch(s) * n for s, n in left_after.items())
     return _fmt_time(stage_left), _fmt_time(total)
+
+
+class ChunkProgress:
+  """`on_chunk` for `loops.Epoch`: logs a progress line every `every` seconds inside long epochs.
+
+  Called after each chunk is dispatched; it then waits for the chunk before it (so one chunk is
+  always queued on the device: no pipeline bubble) and times the steps finished so far. The clock
+  starts at construction, i.e. after the epoch's compilation (`loops.Epoch.compile`).
+
+  Args:
+    log: `log(msg)`.
+    label: what the line starts with, e.g. "actor  epoch 3/150".
+    n_rows: users per epoch; steps: steps per epoch; batch_size: users per step.
+    every: seconds between lines (> 0).
+  """
+
+  def __init__(self, log, label: str, n_rows: int, steps: int, batch_size: int, every: float):
+    self.log, self.label, self.every = log, label, every
+    self.n_rows, self.steps, self.batch_size = n_rows, steps, batch_size
+    self.start = self.last = now()
+    self._pending = None
+
+  def __call__(self, done: int, sums) -> None:
+    pending, self._pending = self._pending, (done, sums)
+    if pending is None:
+      return
+    jax.block_until_ready(pending[1])
+    t = now()
+    if t - self.last < self.every:
+      return
+    self.last = t
+    users = min(pending[0] * self.batch_size, self.n_rows)
+    rate = users / max(t - self.start, 1e-9)
+    self.log(f"{self.label}  step {pending[0]}/{self.steps} ({100 * pending[0] / self.steps:.0f}%)"
+             f"  {rate:,.0f} users/s  epoch ETA {_fmt_time((self.n_rows - users) / rate)}")
+
+
+def chunk_progress(log, label: str, n_rows: int, steps: int, batch_size: int,
+                   progress_cfg) -> ChunkProgress | None:
+  """The progress callback of an epoch, or None when `config.progress.seconds` is 0."""
+  if not progress_cfg.seconds:
+    return None
+  return ChunkProgress(log, label, n_rows, steps, batch_size, float(progress_cfg.seconds))
 
 
 def epoch_summary(stage: str, sums: dict) -> dict:

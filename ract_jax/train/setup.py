@@ -15,7 +15,7 @@ from ract_jax import critic as critic_lib
 from ract_jax import data as data_lib
 from ract_jax.data.csr import ProcessedData
 from ract_jax.device import batches, parallel
-from ract_jax.train import checkpoint, records
+from ract_jax.train import checkpoint, records, summaries
 from ract_jax.train.steps import BatchShape
 
 STAGES = ("actor", "critic", "ac")
@@ -102,6 +102,8 @@ def _critic_estimate(critic_cfg):
 def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
   """Loads the data, places it on the mesh, and builds the evaluators of a run."""
   rec = records.Records(workdir)
+  if rec.main:
+    rec.summaries = summaries.open_summaries(config.progress, workdir)
   mesh = parallel.make_mesh()
   data = load_data(config.data, rec.log)
   local = parallel.local_batch_size(config.batch_size, mesh)

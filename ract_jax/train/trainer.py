@@ -103,7 +103,7 @@ def epoch_program(run: Run, stage: str):
     else:
       step = steps.make_ac_step(cfg.actor, cfg.critic, cfg.ac, run.shape, run.steps_per_epoch)
     run.programs[stage] = loops.make_epoch(stage, step, run.mesh, run.data.train.n_rows,
-                                           cfg.batch_size)
+                                           cfg.batch_size, loops.chunks_for(cfg.progress))
   return run.programs[stage]
 
 
@@ -127,10 +127,15 @@ def train_epoch(run: Run, stage: str, epoch: int, state: TrainState,
   """One global epoch: train, check, validate, record."""
   _, k, n_stage = run.schedule.locate(epoch)
   t0 = records.now()
-  new_state, sums = epoch_program(run, stage)(state, run.csr, state_lib.epoch_key(run.key, epoch))
+  program, key = epoch_program(run, stage), state_lib.epoch_key(run.key, epoch)
+  compile_seconds = program.compile(state, run.csr, key)  # Timed apart: the ETA excludes it.
+  on_chunk = records.chunk_progress(run.records.log, f"{stage:<6} epoch {k:3d}/{n_stage}",
+                                    run.data.train.n_rows, program.steps, run.config.batch_size,
+                                    run.config.progress)
+  new_state, sums = program(state, run.csr, key, on_chunk)
   sums = jax.tree.map(evaluate.to_host, sums)
   seconds = records.now() - t0
-  run.records.epoch_time(stage, seconds)
+  run.records.epoch_time(stage, seconds - compile_seconds)
   bad = records.first_bad_step(sums)
   if bad is None and not bool(loops.all_finite(new_state)):
     bad = (run.steps_per_epoch - 1, "parameters")
@@ -242,9 +247,7 @@ def _start(run: Run, config: ml_collections.ConfigDict) -> tuple[bool, dict | No
     (resuming, the finished record if the run already finished).
   """
   ident = workdir_lib.identity(config, data_lib.content_hash(run.data))
-  resuming = workdir_lib.check_identity(run.workdir, ident)
-  if not resuming and run.records.main:
-    workdir_lib.write_identity(run.workdir, ident)
+  resuming = workdir_lib.claim(run.workdir, ident)  # Process 0 decides, every process learns.
   return resuming, _finished(run) if resuming else None
 
 

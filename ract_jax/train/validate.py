@@ -10,6 +10,7 @@ from ract_jax.baselines import search
 from ract_jax.critic import network, objective
 from ract_jax.data import formats
 from ract_jax.data.protocol import ProtocolParams
+from ract_jax.train import summaries
 
 
 def _choice(value, options, key: str) -> None:
@@ -79,6 +80,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   ProtocolParams.from_config(config.data).validate()
   search.check_names(config.baselines)
   _positive(config.checkpoint.every_minutes, "checkpoint.every_minutes", strict=False)
+  _positive(config.progress.seconds, "progress.seconds", strict=False)
+  if not isinstance(config.progress.epoch_chunks, int) or config.progress.epoch_chunks < 0:
+    raise ValueError(f"config.progress.epoch_chunks={config.progress.epoch_chunks!r} must be an "
+                     "integer >= 0 (0 = auto, 1 = one dispatch per epoch).")
+  _choice(config.progress.tensorboard, ("auto", "off") + tuple(summaries.WRITERS),
+          "progress.tensorboard")
   if not isinstance(config.checkpoint.keep, int) or config.checkpoint.keep < 2:
     raise ValueError(f"config.checkpoint.keep={config.checkpoint.keep!r} must be an integer >= 2 "
                      "(the previous state is the fall-back of a damaged latest one).")

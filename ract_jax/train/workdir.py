@@ -23,7 +23,7 @@ LOCK_FILE = ".lock"
 # Keys that cannot change a run's results (paths, logging, checkpoint cadence, how the run is
 # launched or re-evaluated); everything else must match on resume. A '.*' entry covers a block.
 NOT_IDENTITY = ("data.raw_path", "data.processed_dir", "eval.batch_size", "distributed",
-                "checkpoint.*", "reevaluate", "progress.*")
+                "checkpoint.*", "reevaluate", "progress.*", "cluster.*")
 
 
 class WorkdirError(ValueError):
@@ -164,6 +164,35 @@ def write_identity(workdir: str, ident: dict) -> None:
   with open(path + ".tmp", "w") as f:
     json.dump(ident, f, indent=1, sort_keys=True)
   os.replace(path + ".tmp", path)
+
+
+def claim(workdir: str, ident: dict) -> bool:
+  """Process 0 checks the workdir's identity (and records it on a first start); every process
+  learns the answer from it, so that no process reads a record that process 0 is writing.
+
+  Returns:
+    True when the workdir already holds this run (resume), False on a first start.
+
+  Raises:
+    WorkdirError: on every process, when the workdir holds another run.
+  """
+  resuming, error = False, None
+  if jax.process_index() == 0:
+    try:
+      resuming = check_identity(workdir, ident)
+      if not resuming:
+        write_identity(workdir, ident)
+    except WorkdirError as e:
+      error = str(e)
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils
+    code = int(multihost_utils.broadcast_one_to_all(np.int32(2 if error else int(resuming))))
+    if code == 2 and error is None:
+      error = f"process 0 refused {workdir} (its message says why)."
+    resuming = code == 1
+  if error:
+    raise WorkdirError(error)
+  return resuming
 
 
 class StopRequests:
