@@ -163,3 +163,61 @@ def test_l2_penalty_forms():
   np.testing.assert_allclose(actors.l2_penalty(params, cfg), 0.5 * 4)
   cfg.l2_on_biases = True
   np.testing.assert_allclose(actors.l2_penalty(params, cfg), 0.5 * 6)
+
+
+@pytest.mark.parametrize("kind,shape", [("multvae", "ract"), ("multvae", "linear"),
+                                        ("multdae", "liang")])
+def test_dense_first_layer_equals_sparse_forward_and_gradient(kind, shape):
+  # Padding (value 0 at row 0, item 0), a dropped entry and a repeated (row, item) entry.
+  cfg = _cfg(kind, shape)
+  params = actors.init(jax.random.PRNGKey(2), cfg, M)
+  seg = jnp.array([0, 0, 0, 1, 2, 2, 2, 0, 0], jnp.int32)
+  item = jnp.array([1, 5, 7, 0, 3, 3, 39, 0, 0], jnp.int32)
+  values = jnp.array([0.5, 0.0, 0.5, 1.0, 0.3, 0.2, 0.4, 0.0, 0.0])
+  inp = actors.SparseInput(seg, item, values, jnp.arange(3))
+
+  def loss(p, form):
+    out = actors.apply(p, cfg, inp, jax.random.PRNGKey(3), train=True, chunk=4, first_layer=form)
+    return jnp.sum(jnp.sin(out.logits)) + jnp.sum(out.kl), out.logits
+
+  (ls, sparse), gs = jax.value_and_grad(loss, has_aux=True)(params, "sparse")
+  (ld, dense), gd = jax.value_and_grad(loss, has_aux=True)(params, "dense")
+  np.testing.assert_allclose(dense, sparse, rtol=1e-5, atol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), gd, gs)
+  with pytest.raises(ValueError, match="first_layer"):
+    actors.apply(params, cfg, inp, None, train=False, first_layer="blocked")
+
+
+def test_first_layer_form_by_density():
+  cfg = _cfg()
+  assert cfg.first_layer == "auto"
+  assert actors.first_layer_form(cfg, 0.045) == "dense"  # ML-1M's density.
+  assert actors.first_layer_form(cfg, 0.0036) == "sparse"  # ML-20M's.
+  cfg.first_layer = "sparse"
+  assert actors.first_layer_form(cfg, 0.5) == "sparse"
+  cfg.first_layer = "dense"
+  assert actors.first_layer_form(cfg, 1e-6) == "dense"
+  cfg.first_layer = "both"
+  with pytest.raises(ValueError, match="config.actor.first_layer"):
+    actors.first_layer_form(cfg, 0.1)
+
+
+@pytest.mark.parametrize("precision", ["default", "highest", "tf32", "bf16"])
+def test_matmul_precision(precision):
+  cfg = _cfg(matmul_precision=precision)
+  params = actors.init(jax.random.PRNGKey(1), cfg, M)
+  seg, item = _sparse([[1, 5, 7], [0], [3, 4, 5, 6, 39]])
+  inp = actors.SparseInput(seg, item, jnp.full(seg.shape, 0.5), jnp.arange(3))
+  ref_cfg = _cfg()
+  f = lambda p, c: jnp.sum(jnp.tanh(actors.apply(p, c, inp, None, False,
+                                                 first_layer="dense").logits))
+  ref, ref_g = jax.value_and_grad(f)(params, ref_cfg)
+  out, g = jax.value_and_grad(f)(params, cfg)
+  # bfloat16 keeps 8 bits of mantissa: ~1e-2 relative; the float32 ones agree on CPU.
+  tol = 3e-2 if precision == "bf16" else 1e-6
+  np.testing.assert_allclose(out, ref, rtol=tol)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=tol * np.abs(b).max()), g, ref_g)
+  if precision == "bf16":  # It does round: not the float32 numbers.
+    assert float(out) != float(ref)
+  with pytest.raises(ValueError, match="config.actor.matmul_precision"):
+    actors.apply(params, _cfg(matmul_precision="fp8"), inp, None, False)
