@@ -3,6 +3,7 @@
 #
 #   OUT=/some/dir bash experiments/gpu_check.sh          # on the GPU machine
 #   GPU_CHECK_SMALL=1 OUT=/tmp/gc bash experiments/gpu_check.sh   # shrunk: checks the script on a CPU
+#   (timeouts x6 there; GPU_CHECK_TIMEOUT_SCALE sets the factor, PYTHON the interpreter)
 #
 # Parts, each under its own `timeout`, each writing to $OUT; a failing part does not stop the others:
 #   0 env    Python / JAX / devices / nvidia-smi; installs the carried ml_collections wheel
@@ -23,6 +24,8 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 SMALL=${GPU_CHECK_SMALL:-0}
+# Multiplies every part's timeout (the GPU-sized limits are far too short for a small, loaded CPU).
+TSCALE=${GPU_CHECK_TIMEOUT_SCALE:-$([ "$SMALL" = 1 ] && echo 6 || echo 1)}
 SUMMARY=$OUT/summary.txt
 : > "$SUMMARY"
 START=$(date +%s)
@@ -31,7 +34,7 @@ log() { echo "[$(date -u +%H:%M:%S) +$(( $(date +%s) - START ))s] $*" | tee -a "
 
 # part NAME SECONDS CMD...: runs CMD under `timeout`, output to $OUT/NAME.log, status to the summary.
 part() {
-  local name=$1 limit=$2
+  local name=$1 limit=$(( $2 * TSCALE ))
   shift 2
   log "part $name: start (timeout ${limit}s)"
   timeout --kill-after=15 "$limit" "$@" > "$OUT/$name.log" 2>&1
