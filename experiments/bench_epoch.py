@@ -44,6 +44,7 @@ from ract_jax.data.csr import CSR  # noqa: E402
 from ract_jax.device import batches, parallel  # noqa: E402
 from ract_jax.train import loops, state as state_lib, steps  # noqa: E402
 
+MEMORY_BYTES = 256 << 20
 SHAPES = {  # users, items, interactions (paper Table 3 after preprocessing)
     "ml20m": (136_677, 20_108, 10_000_000),
     "msd": (571_355, 41_140, 33_600_000),
@@ -64,31 +65,39 @@ def synthetic_csr(n_users, n_items, nnz, seed=0) -> CSR:
   return CSR(indptr=indptr, indices=items, n_items=n_items)
 
 
-def _best_seconds(f, repeats=5) -> float:
+def _timer(f):
+  """`run() -> seconds` of one call of `f` (compiled and warmed here)."""
   jax.block_until_ready(f())
-  times = []
-  for _ in range(repeats):
+
+  def run():
     t = time.perf_counter()
     jax.block_until_ready(f())
-    times.append(time.perf_counter() - t)
-  return min(times)
+    return time.perf_counter() - t
+
+  return run
 
 
-def matmul_rate(b, m, h, repeats=5) -> float:
-  """Measured float32 FLOP/s of the decoder's three matmul shapes (logits, dW, dh), at the
-  device's default precision (what the actor's matmuls get with matmul_precision='default')."""
+def matmul_runner(b, m, h):
+  """Times the decoder's three matmul shapes (logits, dW, dh; 6 * b * m * h FLOPs) at the device's
+  default precision (what the actor's matmuls get with matmul_precision='default')."""
   k = jax.random.split(jax.random.PRNGKey(0), 3)
   x, w, g = (jax.random.normal(k[0], (b, h)), jax.random.normal(k[1], (h, m)),
              jax.random.normal(k[2], (b, m)))
   f = jax.jit(lambda x, w, g: (x @ w, x.T @ g, g @ w.T))
-  return 6.0 * b * m * h / _best_seconds(lambda: f(x, w, g), repeats)
+  return _timer(lambda: f(x, w, g))
 
 
-def memory_rate(n_bytes=256 << 20, repeats=5) -> float:
-  """Measured bytes/s of a streaming update `x * a + b` on `n_bytes` of float32 (read + write)."""
+def memory_runner(n_bytes=MEMORY_BYTES):
+  """Times a streaming update `x * a + b` on `n_bytes` of float32 (2 * n_bytes moved)."""
   x = jnp.ones((n_bytes // 4,), jnp.float32)
   f = jax.jit(lambda x: x * 1.0001 + 1.0)
-  return 2.0 * n_bytes / _best_seconds(lambda: f(x), repeats)
+  return _timer(lambda: f(x))
+
+
+def matmul_rate(b, m, h, repeats=5) -> float:
+  """Measured FLOP/s of the decoder's three matmul shapes (best of `repeats`)."""
+  run = matmul_runner(b, m, h)
+  return 6.0 * b * m * h / min(run() for _ in range(repeats))
 
 
 def floor_parts(b, m, n_params, h, flop_rate, byte_rate) -> dict:
@@ -222,13 +231,15 @@ def bench_shape(csr: CSR, n_rows: int, config, stages, repeats: int) -> dict:
   auto = actors.first_layer_form(config.actor, density(csr))
   n_params = actors.param_count(jax.eval_shape(lambda: actors.init(
       jax.random.PRNGKey(0), config.actor, m)))
-  runners = {"dense_reference": dense_reference_runner(b, m, h)}
+  # The rates are timed in the same interleaved rounds as the steps, so load hits them alike.
+  runners = {"matmul": matmul_runner(b, m, h), "memory": memory_runner(),
+             "dense_reference": dense_reference_runner(b, m, h)}
   for s in stages:
     forms = ("sparse", "dense") if s == "actor" else (auto,)
     for form in forms:
       runners[f"{s}:{form}"] = stage_runner(csr, config, n_rows, s, form)
-  flop_rate, byte_rate = matmul_rate(b, m, h), memory_rate()
   best = interleaved(runners, repeats)
+  flop_rate, byte_rate = 6.0 * b * m * h / best.pop("matmul"), 2.0 * MEMORY_BYTES / best.pop("memory")
   parts = floor_parts(b, m, n_params, h, flop_rate, byte_rate)
   floor = max(parts.values())
   steps_per_epoch = -(-csr.n_rows // b)
