@@ -70,8 +70,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   # the batch's entries), 'dense' (the [B, M] input built inside jit, one matmul) or 'auto': dense
   # when the training data's density (interactions / users x items) is >= dense_above_density.
   a.first_layer = "auto"
-  # The CPU crossover lies between 10% and 20% (first layer alone, B 500, M 3,690; BUILD.md): the
-  # sparse form wins on every dataset here (ML-1M 4.5%, ML-20M 0.36%, MSD 0.14%).
+  # Measured on CPU (first layer alone, B 500, M 3,690; BUILD.md): sparse wins up to 10-20%, dense
+  # at 40%; the sparse form wins on every dataset here (ML-1M 4.5%, ML-20M 0.36%, MSD 0.14%).
   a.dense_above_density = 0.15
   # The actor's matmuls: 'default' (the backend's own float32 choice: float32 on CPU, TF32 on recent
   # NVIDIA GPUs), 'highest' (true float32) or 'tf32'. 'bf16' was measured and is refused (it lost
