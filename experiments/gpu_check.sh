@@ -26,6 +26,9 @@ export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}
 SMALL=${GPU_CHECK_SMALL:-0}
 # Multiplies every part's timeout (the GPU-sized limits are far too short for a small, loaded CPU).
 TSCALE=${GPU_CHECK_TIMEOUT_SCALE:-$([ "$SMALL" = 1 ] && echo 6 || echo 1)}
+# Big outputs (the run's checkpoints, processed data) stay here; only small files go to $OUT.
+WORK=${GPU_CHECK_WORK:-${TMPDIR:-/tmp}/ract_gpu_check}
+mkdir -p "$WORK"
 SUMMARY=$OUT/summary.txt
 : > "$SUMMARY"
 START=$(date +%s)
@@ -50,6 +53,10 @@ if ! $PY -c "import ml_collections" 2> /dev/null; then
     $PY -m pip install --no-deps --no-index "$wheel" > "$OUT/pip.log" 2>&1 \
       || $PY -m pip install --user --no-deps --no-index "$wheel" >> "$OUT/pip.log" 2>&1
     log "installed $(basename "$wheel"): exit $?"
+    if ! $PY -c "import ml_collections" 2> /dev/null; then  # A pure-Python wheel imports as a zip.
+      export PYTHONPATH=$PYTHONPATH:$wheel
+      log "pip could not install it: $wheel put on PYTHONPATH instead"
+    fi
   else
     log "ml_collections missing and no wheel under experiments/wheels/"
   fi
@@ -79,7 +86,9 @@ TESTS="tests/test_metrics.py tests/test_losses.py tests/test_actors.py tests/tes
 if [ "$SMALL" = 1 ]; then TESTS="tests/test_sparse_layer.py tests/test_losses.py"; fi
 if $PY -c "import pytest" 2> /dev/null; then
   # shellcheck disable=SC2086
-  part tests 110 $PY -m pytest -q -p no:cacheprovider $TESTS
+  # The tests compare with float64 numpy at float32 tolerances: true float32 matmuls (GPUs default
+  # to TF32), as on the CPU where the suite is written.
+  JAX_DEFAULT_MATMUL_PRECISION=highest part tests 110 $PY -m pytest -q -p no:cacheprovider $TESTS
   log "tests: $(tail -n 1 "$OUT/tests.log")"
 else
   log "part tests: skipped, pytest is not installed here"
@@ -98,16 +107,18 @@ grep -E "^(ml20m|msd):|floor|stage|dense_reference" "$OUT/bench.log" >> "$SUMMAR
 USERS=40000 ITEMS=41140 HELD=4000 EPOCHS="3 2 2"
 if [ "$SMALL" = 1 ]; then USERS=1500 ITEMS=800 HELD=150 EPOCHS="2 2 2"; fi
 set -- $EPOCHS
-rm -rf "$OUT/msd_run"
-part msd 170 $PY -m ract_jax.main --config=configs/default.py --workdir="$OUT/msd_run" \
-  --config.data.name=msd-shaped --config.data.processed_dir="$OUT/msd_processed" \
+rm -rf "$WORK/msd_run"
+part msd 170 $PY -m ract_jax.main --config=configs/default.py --workdir="$WORK/msd_run" \
+  --config.data.name=msd-shaped --config.data.processed_dir="$WORK/msd_processed_$USERS" \
   --config.data.synthetic.n_users=$USERS --config.data.synthetic.n_items=$ITEMS \
   --config.data.synthetic.mean_items_per_user=58.8 --config.data.heldout_users=$HELD \
   --config.data.min_user_count=5 \
   --config.actor.anneal_cap=0.1 --config.actor.anneal_epochs=75 \
   --config.schedule.actor_epochs="$1" --config.schedule.critic_epochs="$2" \
   --config.schedule.ac_epochs="$3" --config.baselines.names='("popularity",)'
-part msd_estimate 20 $PY experiments/msd_estimate.py --workdir="$OUT/msd_run" \
+mkdir -p "$OUT/msd_run"
+cp "$WORK"/msd_run/{metrics.jsonl,results.json,config.json} "$OUT/msd_run/" 2> /dev/null
+part msd_estimate 20 $PY experiments/msd_estimate.py --workdir="$WORK/msd_run" \
   --json "$OUT/msd_estimate.json"
 cat "$OUT/msd_estimate.log" >> "$SUMMARY"
 log "done in $(( $(date +%s) - START )) s; outputs in $OUT"
