@@ -1,13 +1,20 @@
-"""Epoch-time benchmark of the three stages against the FLOP floor, as ratios taken in one run.
+"""Epoch-time benchmark of the three stages against the floor and a dense reference, in one run.
 
   python experiments/bench_epoch.py                  # CPU: ML-1M (if ../shared is there) + ML-20M shape
   python experiments/bench_epoch.py --shapes=ml20m,msd --steps=100   # e.g. on a GPU
 
 A straightforward dense version of the stage-1 step (dense input, dense mask, dense first layer)
-is timed in the same run for comparison. The floor of a stage-1 step is the decoder's three matmuls, 6 * B * M * H FLOPs (forward logits,
-dW and dh), divided by this machine's float32 matmul rate measured here on the same shapes. The first
-encoder layer is sparse (gather + segment sum) and is not counted: anything it costs counts against
-us, as do the softmax, the batch construction and Adam.
+is timed in the same run for comparison, interleaved with ours (each round times every candidate
+once; the table gives the minimum over `--repeats` rounds, the fairest figure on a loaded machine).
+Stage 1 is timed with each form of the actor's first layer (`config.actor.first_layer`: 'sparse',
+'dense') and 'auto' is the one chosen for the shape's density.
+
+The floor of a stage-1 step is the larger of two bounds measured on this device in this run:
+FLOPs, the decoder's three matmuls (6 * B * M * H: forward logits, dW and dh) at the measured
+float32 matmul rate on the same shapes; bytes, Adam's reads and writes of every actor parameter
+(7 x 4 bytes each: p, g, m, v in; p, m, v out) plus the [B, M] logits and their gradient written and
+read once (16 * B * M), at the measured memory bandwidth. The first encoder layer, the softmax, the
+batch construction and the mask are not counted: anything they cost counts against us.
 
 For ML-20M / MSD shapes, synthetic interactions with the right numbers of users, items and
 interactions (log-normal activity, Zipf popularity) are timed over `--steps` steps and scaled to a
@@ -17,6 +24,7 @@ full epoch; ML-1M-implicit is timed on whole epochs of the real data.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -36,6 +44,7 @@ from ract_jax.data.csr import CSR  # noqa: E402
 from ract_jax.device import batches, parallel  # noqa: E402
 from ract_jax.train import loops, state as state_lib, steps  # noqa: E402
 
+MEMORY_BYTES = 256 << 20
 SHAPES = {  # users, items, interactions (paper Table 3 after preprocessing)
     "ml20m": (136_677, 20_108, 10_000_000),
     "msd": (571_355, 41_140, 33_600_000),
@@ -56,24 +65,50 @@ def synthetic_csr(n_users, n_items, nnz, seed=0) -> CSR:
   return CSR(indptr=indptr, indices=items, n_items=n_items)
 
 
-def matmul_rate(b, m, h, repeats=5) -> float:
-  """Measured float32 FLOP/s of the decoder's three matmul shapes (logits, dW, dh)."""
+def _timer(f):
+  """`run() -> seconds` of one call of `f` (compiled and warmed here)."""
+  jax.block_until_ready(f())
+
+  def run():
+    t = time.perf_counter()
+    jax.block_until_ready(f())
+    return time.perf_counter() - t
+
+  return run
+
+
+def matmul_runner(b, m, h):
+  """Times the decoder's three matmul shapes (logits, dW, dh; 6 * b * m * h FLOPs) at the device's
+  default precision (what the actor's matmuls get with matmul_precision='default')."""
   k = jax.random.split(jax.random.PRNGKey(0), 3)
   x, w, g = (jax.random.normal(k[0], (b, h)), jax.random.normal(k[1], (h, m)),
              jax.random.normal(k[2], (b, m)))
   f = jax.jit(lambda x, w, g: (x @ w, x.T @ g, g @ w.T))
-  jax.block_until_ready(f(x, w, g))
-  times = []
-  for _ in range(repeats):
-    t = time.perf_counter()
-    jax.block_until_ready(f(x, w, g))
-    times.append(time.perf_counter() - t)
-  return 6.0 * b * m * h / float(np.median(times))
+  return _timer(lambda: f(x, w, g))
 
 
-def dense_reference_step(b, m, h=600, latent=200, repeats=3) -> float:
-  """Seconds per step of a straightforward faithful Mult-VAE step written densely (dense [B, M]
-  input, dense mask, dense first layer), for comparison in the same run."""
+def memory_runner(n_bytes=MEMORY_BYTES):
+  """Times a streaming update `x * a + b` on `n_bytes` of float32 (2 * n_bytes moved)."""
+  x = jnp.ones((n_bytes // 4,), jnp.float32)
+  f = jax.jit(lambda x: x * 1.0001 + 1.0)
+  return _timer(lambda: f(x))
+
+
+def matmul_rate(b, m, h, repeats=5) -> float:
+  """Measured FLOP/s of the decoder's three matmul shapes (best of `repeats`)."""
+  run = matmul_runner(b, m, h)
+  return 6.0 * b * m * h / min(run() for _ in range(repeats))
+
+
+def floor_parts(b, m, n_params, h, flop_rate, byte_rate) -> dict:
+  """The stage-1 floor's two bounds in seconds per step (see the module docstring)."""
+  return {"flops_s": 6.0 * b * m * h / flop_rate,
+          "bytes_s": (28.0 * n_params + 16.0 * b * m) / byte_rate}
+
+
+def dense_reference_runner(b, m, h=600, latent=200, steps_per_call=2):
+  """A straightforward faithful Mult-VAE step written densely (dense [B, M] input, dense mask,
+  dense first layer), compiled and warmed; returns `run() -> seconds per step`."""
   k = jax.random.split(jax.random.PRNGKey(0), 6)
   g = jax.nn.initializers.glorot_uniform()
   p = {"e0": (g(k[0], (m, h)), jnp.zeros(h)), "mu": (g(k[1], (h, latent)), jnp.zeros(latent)),
@@ -93,59 +128,78 @@ def dense_reference_step(b, m, h=600, latent=200, repeats=3) -> float:
     kl = jnp.sum(0.5 * (-lv + jnp.exp(lv) + mu**2 - 1), -1)
     return jnp.mean(-jnp.sum(x * jax.nn.log_softmax(logits), -1) + 0.2 * kl)
 
-  @jax.jit
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(p, st, key):
     grads = jax.grad(loss)(p, key)
     u, st = tx.update(grads, st, p)
     return optax.apply_updates(p, u), st
 
-  st = tx.init(p)
-  p, st = step(p, st, jax.random.PRNGKey(0))
-  jax.block_until_ready(p)
-  times = []
-  for r in range(repeats):
+  carry = [p, tx.init(p)]
+  calls = [0]
+
+  def run():
     t = time.perf_counter()
-    p, st = step(p, st, jax.random.PRNGKey(r + 1))
-    jax.block_until_ready(p)
-    times.append(time.perf_counter() - t)
-  return float(np.median(times))
+    for _ in range(steps_per_call):
+      calls[0] += 1
+      carry[:] = step(*carry, jax.random.PRNGKey(calls[0]))
+    jax.block_until_ready(carry)
+    return (time.perf_counter() - t) / steps_per_call
+
+  run()  # Compile.
+  return run
 
 
-def time_stages(csr: CSR, config, n_rows: int, repeats: int, stages=("actor", "critic", "ac")):
-  """Seconds per step of each stage, from whole jitted epochs over `n_rows` users (compile excluded)."""
+def stage_runner(csr: CSR, config, n_rows: int, stage: str, first_layer: str):
+  """One stage's jitted epoch over `n_rows` users with the given first-layer form, compiled and
+  warmed; returns `run() -> seconds per step` (one whole epoch per call)."""
   mesh = parallel.make_mesh()
   m = csr.n_items
   local = parallel.local_batch_size(config.batch_size, mesh)
-  shape = steps.BatchShape(n_items=m, batch_size=config.batch_size,
+  shape = steps.BatchShape(n_items=m, batch_size=config.batch_size, first_layer=first_layer,
                            cap=batches.entry_capacity(csr, local,
                                                       multiple=sparse_layer.DEFAULT_CHUNK))
   dev = batches.to_device_csr(csr, parallel.replicated(mesh))
   n_steps = -(-n_rows // config.batch_size)
   key = jax.random.PRNGKey(0)
+  init = lambda: state_lib.create(key, config.actor, config.critic, config.ac, m)
+  if stage == "actor":
+    step = steps.make_actor_step(config.actor, shape, n_steps)
+  elif stage == "critic":
+    step = steps.make_critic_step(config.actor, config.critic, shape)
+  else:
+    step = steps.make_ac_step(config.actor, config.critic, config.ac, shape, n_steps)
+  epoch = loops.make_epoch(f"bench-{stage}-{first_layer}", step, mesh, n_rows, config.batch_size)
+  carry = [jax.jit(init, out_shardings=parallel.replicated(mesh))()]
+  calls = [0]
 
-  def init():
-    return state_lib.create(key, config.actor, config.critic, config.ac, m)
-
-  out = {}
-  for stage in stages:
-    carry = jax.jit(init, out_shardings=parallel.replicated(mesh))()
-    if stage == "actor":
-      step = steps.make_actor_step(config.actor, shape, n_steps)
-    elif stage == "critic":
-      step = steps.make_critic_step(config.actor, config.critic, shape)
-    else:
-      step = steps.make_ac_step(config.actor, config.critic, config.ac, shape, n_steps)
-    epoch = loops.make_epoch("bench-" + stage, step, mesh, n_rows, config.batch_size)
-    carry, sums = epoch(carry, dev, jax.random.PRNGKey(1))  # compile + first run
+  def run():
+    t = time.perf_counter()
+    calls[0] += 1
+    carry[0], sums = epoch(carry[0], dev, jax.random.PRNGKey(calls[0]))
     jax.block_until_ready(sums)
-    times = []
-    for r in range(repeats):
-      t = time.perf_counter()
-      carry, sums = epoch(carry, dev, jax.random.PRNGKey(2 + r))
-      jax.block_until_ready(sums)
-      times.append(time.perf_counter() - t)
-    out[stage] = float(np.median(times)) / n_steps
-  return out
+    return (time.perf_counter() - t) / n_steps
+
+  run()  # Compile + first run.
+  return run
+
+
+def interleaved(runners: dict, repeats: int) -> dict:
+  """`{name: min seconds per step}` over `repeats` rounds, each round running every runner once."""
+  best = {name: np.inf for name in runners}
+  for _ in range(repeats):
+    for name, run in runners.items():
+      best[name] = min(best[name], run())
+  return best
+
+
+def time_stages(csr: CSR, config, n_rows: int, repeats: int, stages=("actor", "critic", "ac")):
+  """Seconds per step of each stage with the 'auto' first layer (compile excluded)."""
+  form = actors.first_layer_form(config.actor, density(csr))
+  return interleaved({s: stage_runner(csr, config, n_rows, s, form) for s in stages}, repeats)
+
+
+def density(csr: CSR) -> float:
+  return csr.nnz / max(1, csr.n_rows * csr.n_items)
 
 
 def _config(batch_size=500):
@@ -154,38 +208,107 @@ def _config(batch_size=500):
   return c
 
 
+def _load(shape: str, n_steps: int, batch_size: int):
+  """(csr, users timed per epoch) of a shape, or None when ML-1M's data is not there."""
+  if shape == "ml1m":
+    path = base.shared_data("ml-1m-implicit/interactions.txt")
+    if not os.path.exists(path):
+      print(f"ml1m: skipped, {path} not found")
+      return None
+    from ract_jax import data as data_lib
+    cfg = base.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
+                                 "configs", "ml1m_implicit.py"))
+    data = data_lib.load_dataset(cfg.data, log=lambda *a: None)
+    return data.train, data.train.n_rows
+  n_users, n_items, nnz = SHAPES[shape]
+  return synthetic_csr(n_users, n_items, nnz), min(n_users, n_steps * batch_size)
+
+
+def bench_shape(csr: CSR, n_rows: int, config, stages, repeats: int) -> dict:
+  """The floor, the dense reference and our stages (stage 1 in both first-layer forms), timed
+  interleaved in one run; one result row."""
+  m, b, h = csr.n_items, config.batch_size, config.actor.hidden_dim
+  auto = actors.first_layer_form(config.actor, density(csr))
+  n_params = actors.param_count(jax.eval_shape(lambda: actors.init(
+      jax.random.PRNGKey(0), config.actor, m)))
+  # The rates are timed in the same interleaved rounds as the steps, so load hits them alike.
+  runners = {"matmul": matmul_runner(b, m, h), "memory": memory_runner(),
+             "dense_reference": dense_reference_runner(b, m, h)}
+  for s in stages:
+    forms = ("sparse", "dense") if s == "actor" else (auto,)
+    for form in forms:
+      runners[f"{s}:{form}"] = stage_runner(csr, config, n_rows, s, form)
+  best = interleaved(runners, repeats)
+  flop_rate, byte_rate = 6.0 * b * m * h / best.pop("matmul"), 2.0 * MEMORY_BYTES / best.pop("memory")
+  parts = floor_parts(b, m, n_params, h, flop_rate, byte_rate)
+  floor = max(parts.values())
+  steps_per_epoch = -(-csr.n_rows // b)
+  row = {"users": csr.n_rows, "items": m, "interactions": csr.nnz, "density": density(csr),
+         "steps_per_epoch": steps_per_epoch, "first_layer_auto": auto,
+         "matmul_gflops": flop_rate / 1e9, "memory_gbytes_per_s": byte_rate / 1e9,
+         "floor_flops_s_per_step": parts["flops_s"], "floor_bytes_s_per_step": parts["bytes_s"],
+         "floor_s_per_step": floor, "repeats": repeats}
+  dense = best.pop("dense_reference")
+  row["dense_reference_s_per_step"] = dense
+  best["actor"] = best[f"actor:{auto}"] if "actor" in stages else None
+  for name, t in best.items():
+    if t is None:
+      continue
+    key = name.replace(":", "_")
+    row[f"{key}_s_per_step"] = t
+    row[f"{key}_s_per_epoch"] = t * steps_per_epoch
+    row[f"{key}_over_floor"] = t / floor
+    row[f"{key}_over_dense_reference"] = t / dense
+  return row
+
+
+def print_row(shape: str, row: dict) -> None:
+  print(f"\n{shape}: {row['users']:,} users x {row['items']:,} items, {row['interactions']:,} "
+        f"interactions (density {100 * row['density']:.2f}%), {row['steps_per_epoch']} steps/epoch;"
+        f" min of {row['repeats']} interleaved rounds")
+  print(f"  measured matmul {row['matmul_gflops']:.1f} GFLOP/s, memory "
+        f"{row['memory_gbytes_per_s']:.1f} GB/s -> floor {row['floor_s_per_step'] * 1e3:.1f} ms/step"
+        f" (FLOPs {row['floor_flops_s_per_step'] * 1e3:.1f}, bytes "
+        f"{row['floor_bytes_s_per_step'] * 1e3:.1f})")
+  print(f"  {'':24s} {'ms/step':>9s} {'s/epoch':>9s} {'x floor':>8s} {'x dense ref':>11s}")
+  names = ["dense_reference"] + [k[:-len("_s_per_step")] for k in row
+                                 if k.endswith("_s_per_step") and not k.startswith(
+                                     ("floor", "dense_reference"))]
+  for name in names:
+    t = row[f"{name}_s_per_step"]
+    label = {"actor": f"stage 1 (auto={row['first_layer_auto']})"}.get(name, name)
+    label = label.replace("actor_", "stage 1 ").replace("critic_", "stage 2 ").replace(
+        "ac_", "stage 3 ")
+    print(f"  {label:24s} {t * 1e3:9.1f} {t * row['steps_per_epoch']:9.2f} "
+          f"{t / row['floor_s_per_step']:8.2f} {t / row['dense_reference_s_per_step']:11.2f}")
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
   ap.add_argument("--shapes", default="ml1m,ml20m", help="comma list of ml1m, ml20m, msd")
   ap.add_argument("--steps", type=int, default=20, help="steps timed per synthetic epoch")
-  ap.add_argument("--repeats", type=int, default=2)
+  ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds (the minimum is kept)")
   ap.add_argument("--stages", default="actor,critic,ac")
+  ap.add_argument("--scale", type=float, default=1.0,
+                  help="shrink the synthetic shapes' users, items and interactions by this factor "
+                       "(e.g. 0.05 to check the script end to end on a small CPU)")
   ap.add_argument("--presets", default="",
                   help="comma list of actor presets (configs/base.py ACTOR_PRESETS): time --stages of "
                        "each, as ratios to the first preset (instead of the floor comparison)")
   ap.add_argument("--json", default="", help="also write the results here")
   args = ap.parse_args()
   config = _config()
-  h = config.actor.hidden_dim
   stages = tuple(args.stages.split(","))
   print(f"devices: {jax.devices()}")
   results = {"device": str(jax.devices()[0].device_kind), "n_devices": jax.device_count()}
+  if args.scale != 1.0:
+    for name, dims in SHAPES.items():
+      SHAPES[name] = tuple(max(100, int(d * args.scale)) for d in dims)
   for shape in args.shapes.split(","):
-    if shape == "ml1m":
-      path = base.shared_data("ml-1m-implicit/interactions.txt")
-      if not os.path.exists(path):
-        print(f"ml1m: skipped, {path} not found")
-        continue
-      from ract_jax import data as data_lib
-      cfg = base.load(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir,
-                                   "configs", "ml1m_implicit.py"))
-      data = data_lib.load_dataset(cfg.data, log=lambda *a: None)
-      csr, n_rows = data.train, data.train.n_rows
-    else:
-      n_users, n_items, nnz = SHAPES[shape]
-      csr = synthetic_csr(n_users, n_items, nnz)
-      n_rows = min(n_users, args.steps * config.batch_size)
-    m = csr.n_items
+    loaded = _load(shape, args.steps, config.batch_size)
+    if loaded is None:
+      continue
+    csr, n_rows = loaded
     if args.presets:
       # Each preset's stages, as ratios to the first preset's same stage and to its stage 3 (a
       # "RaCT epoch", the paper's unit when it says WARP / LambdaRank cost about 2x / 10x).
@@ -207,31 +330,9 @@ def main():
           print(text, flush=True)
       results[shape] = row
       continue
-    rate = matmul_rate(config.batch_size, m, h)
-    floor = 6.0 * config.batch_size * m * h / rate
-    per_step = time_stages(csr, config, n_rows, args.repeats, stages)
-    dense = dense_reference_step(config.batch_size, m, h)
-    steps_per_epoch = -(-csr.n_rows // config.batch_size)
-    row = {"users": csr.n_rows, "items": m, "interactions": csr.nnz,
-           "steps_per_epoch": steps_per_epoch, "matmul_gflops": rate / 1e9,
-           "floor_s_per_step": floor, "dense_reference_s_per_step": dense}
-    for s, t in per_step.items():
-      row[f"{s}_s_per_step"] = t
-      row[f"{s}_s_per_epoch"] = t * steps_per_epoch
-      row[f"{s}_over_floor"] = t / floor
-    if "actor" in per_step:
-      for s in per_step:
-        row[f"{s}_over_actor"] = per_step[s] / per_step["actor"]
-    results[shape] = row
-    print(f"\n{shape}: {csr.n_rows:,} users x {m:,} items, {csr.nnz:,} interactions, "
-          f"{steps_per_epoch} steps/epoch")
-    print(f"  measured f32 matmul rate {rate / 1e9:.1f} GFLOP/s -> floor {floor * 1e3:.1f} ms/step "
-          f"({floor * steps_per_epoch:.2f} s/epoch)")
-    print(f"  dense reference stage-1 step {dense * 1e3:8.1f} ms/step  {dense / floor:.2f}x floor")
-    for s, t in per_step.items():
-      extra = f", {t / per_step['actor']:.2f}x stage 1" if "actor" in per_step else ""
-      print(f"  stage {s:6s} {t * 1e3:8.1f} ms/step  {t * steps_per_epoch:8.2f} s/epoch  "
-            f"{t / floor:.2f}x floor{extra}")
+    results[shape] = row = bench_shape(csr, n_rows, config, stages, args.repeats)
+    print_row(shape, row)
+    sys.stdout.flush()
   if args.json:
     with open(args.json, "w") as f:
       json.dump(results, f, indent=2)

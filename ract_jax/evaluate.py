@@ -28,14 +28,20 @@ CriticFn = Callable[[object, critic_lib.CriticInputs], jax.Array]
 TOP_N_EXPORT = 100
 
 
-def actor_score_fn(actor_config) -> ScoreFn:
-  """Scores of an actor at evaluation: l2-normalised fold-in row, no dropout, z = mu."""
+def actor_score_fn(actor_config, first_layer: str = "sparse") -> ScoreFn:
+  """Scores of an actor at evaluation: l2-normalised fold-in row, no dropout, z = mu.
+
+  Args:
+    actor_config: `config.actor`.
+    first_layer: the form of its first layer (`actors.FIRST_LAYERS`).
+  """
 
   def score(params, entries, fold_in):
     values = actors.input_values(entries.counts, entries.seg, entries.valid,
                                  actor_config.keep_prob, train=False)
     inp = actors.SparseInput(entries.seg, entries.item, values, entries.users)
-    return actors.apply(params, actor_config, inp, None, train=False).logits
+    return actors.apply(params, actor_config, inp, None, train=False,
+                        first_layer=first_layer).logits
 
   return score
 

@@ -25,7 +25,7 @@ from typing import Sequence
 import ml_collections
 import numpy as np
 
-from ract_jax import actors
+from ract_jax import actors, config_base
 from ract_jax.data import atomic_dir
 
 FORMAT_VERSION = 1
@@ -165,8 +165,11 @@ class SavedModel:
 
   @property
   def actor_config(self) -> ml_collections.ConfigDict:
-    """The `config.actor` block the parameters were trained with."""
-    return ml_collections.ConfigDict(self.info["actor"])
+    """The `config.actor` block the parameters were trained with (keys added since it was saved
+    take their defaults, the behaviour before they existed)."""
+    actor = config_base.get_base_config().actor
+    actor.update(self.info["actor"])
+    return actor
 
   @property
   def rating_threshold(self) -> float | None:

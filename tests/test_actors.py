@@ -163,3 +163,75 @@ def test_l2_penalty_forms():
   np.testing.assert_allclose(actors.l2_penalty(params, cfg), 0.5 * 4)
   cfg.l2_on_biases = True
   np.testing.assert_allclose(actors.l2_penalty(params, cfg), 0.5 * 6)
+
+
+@pytest.mark.parametrize("kind,shape", [("multvae", "ract"), ("multvae", "linear"),
+                                        ("multdae", "liang")])
+def test_dense_first_layer_equals_sparse_forward_and_gradient(kind, shape):
+  # Padding (value 0 at row 0, item 0), a dropped entry and a repeated (row, item) entry.
+  cfg = _cfg(kind, shape)
+  params = actors.init(jax.random.PRNGKey(2), cfg, M)
+  seg = jnp.array([0, 0, 0, 1, 2, 2, 2, 0, 0], jnp.int32)
+  item = jnp.array([1, 5, 7, 0, 3, 3, 39, 0, 0], jnp.int32)
+  values = jnp.array([0.5, 0.0, 0.5, 1.0, 0.3, 0.2, 0.4, 0.0, 0.0])
+  inp = actors.SparseInput(seg, item, values, jnp.arange(3))
+
+  def loss(p, form):
+    out = actors.apply(p, cfg, inp, jax.random.PRNGKey(3), train=True, chunk=4, first_layer=form)
+    return jnp.sum(jnp.sin(out.logits)) + jnp.sum(out.kl), out.logits
+
+  (ls, sparse), gs = jax.value_and_grad(loss, has_aux=True)(params, "sparse")
+  (ld, dense), gd = jax.value_and_grad(loss, has_aux=True)(params, "dense")
+  np.testing.assert_allclose(dense, sparse, rtol=1e-5, atol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), gd, gs)
+  with pytest.raises(ValueError, match="first_layer"):
+    actors.apply(params, cfg, inp, None, train=False, first_layer="blocked")
+
+
+def test_first_layer_form_by_density():
+  cfg = _cfg()
+  assert cfg.first_layer == "auto"
+  assert actors.first_layer_form(cfg, 0.045) == "sparse"  # ML-1M's density.
+  assert actors.first_layer_form(cfg, 0.0036) == "sparse"  # ML-20M's.
+  assert actors.first_layer_form(cfg, 0.3) == "dense"
+  cfg.dense_above_density = 0.04
+  assert actors.first_layer_form(cfg, 0.045) == "dense"
+  cfg.first_layer = "sparse"
+  assert actors.first_layer_form(cfg, 0.5) == "sparse"
+  cfg.first_layer = "dense"
+  assert actors.first_layer_form(cfg, 1e-6) == "dense"
+  cfg.first_layer = "both"
+  with pytest.raises(ValueError, match="config.actor.first_layer"):
+    actors.first_layer_form(cfg, 0.1)
+
+
+@pytest.mark.parametrize("precision", ["default", "highest", "tf32"])
+def test_matmul_precision(precision):
+  cfg = _cfg(matmul_precision=precision)
+  params = actors.init(jax.random.PRNGKey(1), cfg, M)
+  seg, item = _sparse([[1, 5, 7], [0], [3, 4, 5, 6, 39]])
+  inp = actors.SparseInput(seg, item, jnp.full(seg.shape, 0.5), jnp.arange(3))
+  f = lambda p, c: jnp.sum(jnp.tanh(actors.apply(p, c, inp, None, False,
+                                                 first_layer="dense").logits))
+  ref, ref_g = jax.value_and_grad(f)(params, _cfg())
+  out, g = jax.value_and_grad(f)(params, cfg)
+  # All float32 on the CPU backend; elsewhere 'default' / 'tf32' may round to TF32 (10 bits).
+  tol = 1e-6 if jax.default_backend() == "cpu" else 1e-2
+  np.testing.assert_allclose(out, ref, rtol=tol)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=tol * np.abs(b).max()), g, ref_g)
+  with pytest.raises(ValueError, match="config.actor.matmul_precision"):
+    actors.apply(params, _cfg(matmul_precision="fp8"), inp, None, False)
+
+
+def test_bf16_is_refused_with_its_measurement_and_rounds_when_called():
+  with pytest.raises(ValueError, match=r"matmul_precision='bf16'.*not offered.*0\.0033"):
+    actors.matmul_fn("bf16")
+  from ract_jax.actors.base import bf16_matmul
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 16))
+  w = jax.random.normal(jax.random.PRNGKey(1), (16, 3))
+  f = lambda mm: lambda x, w: jnp.sum(jnp.sin(mm(x, w)))
+  out, ref = bf16_matmul(x, w), x @ w
+  assert out.dtype == jnp.float32 and float(jnp.abs(out - ref).max()) > 0  # It does round ...
+  np.testing.assert_allclose(out, ref, atol=3e-2 * float(jnp.abs(ref).max()))  # ... to ~8 bits.
+  for a, b in zip(jax.grad(f(bf16_matmul), (0, 1))(x, w), jax.grad(f(jnp.matmul), (0, 1))(x, w)):
+    np.testing.assert_allclose(a, b, atol=3e-2 * float(jnp.abs(b).max()))

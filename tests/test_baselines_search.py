@@ -57,3 +57,19 @@ def test_unknown_baseline_names_the_option(run):
   block.names = ("bpr",)
   with pytest.raises(ValueError, match="config.baselines.names: unknown baseline 'bpr'"):
     _search(run, block, {})
+
+
+def test_ease_skipped_with_a_message_when_memory_is_short(run, monkeypatch):
+  # A CPU MSD run on a 24 GB machine (BUILD.md's arithmetic): EASE is refused before allocating
+  # and skipped with a message; the run goes on (here: popularity still evaluated).
+  from ract_jax.baselines import ease
+  monkeypatch.setattr(ease, "memory_limits", lambda: {"host": (1e3, "a tiny test limit")})
+  block = run[0].copy_and_resolve_references()
+  block.names = ("ease", "popularity")
+  warnings = []
+  _, data, validation, test = run
+  results = search.evaluate_baselines(block, data.train, validation, test, log=print,
+                                      warn=warnings.append, done={})
+  assert set(results) == {"popularity"}
+  assert len(warnings) == 1 and warnings[0].startswith("ease skipped: EASE refused before")
+  assert "config.baselines.ease_max_items" in warnings[0]

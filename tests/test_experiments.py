@@ -301,3 +301,21 @@ def test_learning_curve_title_names_the_dataset_and_actor_not_the_workdir(tmp_pa
                                                    "actor": {"kind": "multvae"}}))
   title = plots.learning_curve_title(str(workdir))
   assert title.endswith(": ml1m-implicit, VAE") and "my_run" not in title
+
+
+def test_msd_estimate_drops_the_compiling_epoch_and_scales_per_user(tmp_path):
+  me = _load("ract_experiments_msd_estimate", "msd_estimate.py")
+  rows = []
+  for stage, secs in (("actor", (50.0, 2.0, 2.0)), ("critic", (40.0, 1.0)), ("ac", (30.0,))):
+    for k, s in enumerate(secs):  # 1,000 training users; 100 validation users at 0.5 s.
+      rows.append({"stage": stage, "epoch": k + 1, "seconds": s, "users_per_s": 1000 / s,
+                   "val_seconds": 0.5, "val": {"n_users": 100}})
+  (tmp_path / "metrics.jsonl").write_text("\n".join(map(json.dumps, rows)) + "\n{torn")
+  est = me.estimate(me.read_rows(str(tmp_path)), train_users=10_000, val_users=1_000,
+                    epochs=(3, 2, 1))
+  # actor: 2 s per 1,000 users -> 20 s, validation 0.5 s per 100 -> 5 s; 25 s x 3 epochs.
+  assert est["actor"]["epochs_timed"] == 2 and est["actor"]["stage_s"] == pytest.approx(75.0)
+  assert est["critic"]["stage_s"] == pytest.approx(2 * (10.0 + 5.0))
+  assert est["ac"]["compile_included"] and est["ac"]["stage_s"] == pytest.approx(300.0 + 5.0)
+  assert est["total_s"] == pytest.approx(75.0 + 30.0 + 305.0) and "missing" not in est
+  assert me.estimate(rows[:3])["missing"] == ["critic", "ac"]

@@ -43,3 +43,18 @@ def test_last_entry_in_a_later_chunk_is_not_skipped():
   out = sparse_rows_matmul(s, i, v, w, 4, chunk)
   np.testing.assert_allclose(out[2], 1.5 * np.asarray(w[3]))
   assert float(np.abs(np.asarray(out)[[0, 1, 3]]).sum()) == 0.0
+
+
+def test_dropped_entries_change_no_bit():
+  # The same non-zero entries with and without zeros between them (the input mask's dropped
+  # entries, skipped by the compaction): forward and dW equal exactly, across chunk boundaries.
+  s, i, v, w, x = _problem(64, 60)
+  keep = v != 0
+  n = int(keep.sum())
+  s2, i2, v2 = (np.zeros_like(a) for a in (s, i, v))
+  s2[:n], i2[:n], v2[:n] = s[keep], i[keep], v[keep]
+  g = jnp.asarray(np.random.default_rng(1).normal(size=(x.shape[0], w.shape[1])), jnp.float32)
+  outs = [jax.vjp(lambda w: sparse_rows_matmul(a, b, c, w, x.shape[0], 8), w)
+          for a, b, c in ((s, i, v), (s2, i2, v2))]
+  np.testing.assert_array_equal(outs[0][0], outs[1][0])
+  np.testing.assert_array_equal(outs[0][1](g)[0], outs[1][1](g)[0])

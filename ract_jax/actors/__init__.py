@@ -5,24 +5,30 @@
   init(rng, config.actor, n_items) -> params       apply(params, config.actor, x, key, train)
   per_user_loss / l2_penalty / beta_at              the terms of the actor's objective (eq. 4)
 
-Every family reads the batch through the sparse first layer (`sparse_layer`: `x @ W` without a dense
-`[B, M]` input); everything after it is dense. Adding an actor: one module here with `layer_dims` and
-`forward`, one `FAMILIES` entry, a preset in `config_base.ACTOR_PRESETS`, and a test.
+Every family reads the batch through its first layer `first(w) -> x @ w`, in one of two forms
+(`FIRST_LAYERS`, chosen by `first_layer_form` from `config.actor.first_layer` and the density):
+'sparse' (`sparse_layer`: a gather and segment sum over the batch's entries, no `[B, M]` input)
+or 'dense' (the `[B, M]` input scattered inside jit, one matmul); everything after it is dense.
+Adding an actor: one module here with `layer_dims` and `forward`, one `FAMILIES` entry, a preset in
+`config_base.ACTOR_PRESETS`, and a test.
 """
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 
 from ract_jax.actors import dae, sparse_layer, vae
-from ract_jax.actors.base import ActorOutput, SparseInput, choose, init_dense, input_values
+from ract_jax.actors.base import (ActorOutput, SparseInput, choose, init_dense, input_values,
+                                  matmul_fn)
 from ract_jax.actors.objective import beta_at, l2_penalty, per_user_loss
 
 FAMILIES = {"multvae": vae, "multdae": dae}
 
-__all__ = ["FAMILIES", "ActorOutput", "SparseInput", "apply", "beta_at", "init", "input_values",
-           "l2_penalty", "layer_dims", "param_count", "per_user_loss"]
+__all__ = ["FAMILIES", "FIRST_LAYERS", "ActorOutput", "SparseInput", "apply", "beta_at",
+           "first_layer_form", "init", "input_values", "l2_penalty", "layer_dims", "param_count",
+           "per_user_loss"]
 
 
 def family(config: ml_collections.ConfigDict):
@@ -49,8 +55,51 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict, n_items: int) -> dic
   return init_dense(rng, layer_dims(config, n_items))
 
 
+def _sparse_first(x: SparseInput, config, chunk: int):
+  del config  # A gather and a sum: float32 whatever config.actor.matmul_precision says.
+  n_rows = x.users.shape[0]
+  return lambda w: sparse_layer.sparse_rows_matmul(x.seg, x.item, x.values, w, n_rows, chunk)
+
+
+def _dense_first(x: SparseInput, config, chunk: int):
+  del chunk
+  matmul = matmul_fn(config.matmul_precision)
+
+  def first(w):
+    # Padding entries have value 0, so adding them anywhere changes nothing; repeated entries add
+    # up, as in the sparse form. Built inside jit from the device batch: no host copy.
+    rows = jnp.zeros((x.users.shape[0], w.shape[0]), w.dtype).at[x.seg, x.item].add(
+        x.values.astype(w.dtype))
+    return matmul(rows, w)
+
+  return first
+
+
+# The forms of the first layer: (input, config.actor, chunk) -> first(w). Equal up to the order of
+# float summation (tests/test_actors.py).
+FIRST_LAYERS = {"sparse": _sparse_first, "dense": _dense_first}
+
+
+def first_layer_form(config: ml_collections.ConfigDict, density: float) -> str:
+  """The first layer's form for data of this density (`config.actor.first_layer`, 'auto': dense
+  at or above `config.actor.dense_above_density`, where the dense matmul measured faster).
+
+  Args:
+    config: `config.actor`.
+    density: interactions / (users x items) of the training data.
+
+  Returns:
+    A key of `FIRST_LAYERS`.
+  """
+  if config.first_layer == "auto":
+    return "dense" if density >= config.dense_above_density else "sparse"
+  choose(FIRST_LAYERS, config.first_layer, "config.actor.first_layer")
+  return config.first_layer
+
+
 def apply(params: dict, config: ml_collections.ConfigDict, x: SparseInput, key: jax.Array,
-          train: bool, chunk: int = sparse_layer.DEFAULT_CHUNK) -> ActorOutput:
+          train: bool, chunk: int = sparse_layer.DEFAULT_CHUNK,
+          first_layer: str = "sparse") -> ActorOutput:
   """The actor's logits over all items for a batch.
 
   Args:
@@ -60,15 +109,12 @@ def apply(params: dict, config: ml_collections.ConfigDict, x: SparseInput, key: 
     key: PRNG key for the VAE's posterior sample (used only when `train`).
     train: training mode (sample z) or evaluation (z = mu).
     chunk: entries per iteration of the sparse first layer.
+    first_layer: the first layer's form, a key of `FIRST_LAYERS` (see `first_layer_form`).
 
   Returns:
     `ActorOutput(logits [B, M], kl [B])`.
   """
-  n_rows = x.users.shape[0]
-
-  def first(w):
-    return sparse_layer.sparse_rows_matmul(x.seg, x.item, x.values, w, n_rows, chunk)
-
+  first = choose(FIRST_LAYERS, first_layer, "first_layer")(x, config, chunk)
   return family(config).forward(params, config, first, x.users, key, train)
 
 

@@ -23,16 +23,19 @@ def _dims_shallow(m, h, l):
   return [("enc0", m, l), ("dec1", l, m)]
 
 
-def _hidden_ract(params, first: FirstLayer):
+# `p` is config.actor.matmul_precision (base.MATMULS).
+def _hidden_ract(params, first: FirstLayer, p):
   h = jnp.tanh(first(params["enc0"]["w"]) + params["enc0"]["b"])
-  return jnp.tanh(dense(params["dec0"], dense(params["enc1"], h)))
+  return jnp.tanh(dense(params["dec0"], dense(params["enc1"], h, p), p))
 
 
-def _hidden_liang(params, first: FirstLayer):
+def _hidden_liang(params, first: FirstLayer, p):
+  del p  # Only the first layer, which `first` computes.
   return jnp.tanh(first(params["enc0"]["w"]) + params["enc0"]["b"])
 
 
-def _hidden_linear(params, first: FirstLayer):
+def _hidden_linear(params, first: FirstLayer, p):
+  del p
   return first(params["enc0"]["w"]) + params["enc0"]["b"]
 
 
@@ -55,5 +58,6 @@ def forward(params: dict, config: ml_collections.ConfigDict, first: FirstLayer, 
   """Logits of a denoising autoencoder (no posterior: kl is 0). Args as `vae.forward`."""
   del key, train  # Deterministic given its (already masked) input.
   _, hidden = choose(SHAPES, config.shape, "config.actor.shape")
-  logits = dense(params["dec1"], hidden(params, first))
+  p = config.matmul_precision
+  logits = dense(params["dec1"], hidden(params, first, p), p)
   return ActorOutput(logits=logits, kl=jnp.zeros(users.shape, jnp.float32))

@@ -3,7 +3,8 @@
 A user's input row has a handful of non-zeros among M items, so the first layer's dense matmul
 (2·B·M·H FLOPs forward plus as much again for dW) is wasted work. Here the product is a gather of W's
 rows plus a segment sum, and dW is a scatter-add, both over the batch's entries in chunks of a fixed
-size: memory stays at `chunk x H` and the loop runs only over the real entries of the batch.
+size: memory stays at `chunk x H` and the loop runs only over the non-zero entries of the batch (the
+real ones the input mask kept).
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ def _slice(a, c, chunk):
   return jax.lax.dynamic_slice_in_dim(a, c * chunk, chunk)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
 def sparse_rows_matmul(seg, item, values, w, n_rows: int, chunk: int = DEFAULT_CHUNK):
   """Computes `X @ w` for the sparse `X[seg[j], item[j]] = values[j]`.
 
   Args:
     seg: int32 `[cap]` row of each entry.
     item: int32 `[cap]` column of each entry.
-    values: float `[cap]` value of each entry; padding entries must be 0 and come after all
-      non-zero entries (dropped entries inside the real range may be 0).
+    values: float `[cap]` value of each entry; 0 for padding and for entries dropped by the input
+      mask, anywhere (they are skipped).
     w: float `[M, H]`.
     n_rows: static number of rows of X.
     chunk: static number of entries processed per loop iteration.
@@ -36,7 +36,10 @@ def sparse_rows_matmul(seg, item, values, w, n_rows: int, chunk: int = DEFAULT_C
   Returns:
     float `[n_rows, H]`. Differentiable in `w` (only; the sparsity pattern and values are data).
   """
-  return _forward(seg, item, values, w, n_rows, chunk)
+  chunk = min(chunk, values.shape[0])
+  seg, item, values = _padded(seg, item, values, chunk)
+  seg, item, values, n = _compacted(seg, item, values)
+  return _matmul(seg, item, values, (n + chunk - 1) // chunk, w, n_rows, chunk)
 
 
 def _padded(seg, item, values, chunk):
@@ -48,41 +51,48 @@ def _padded(seg, item, values, chunk):
   return seg, item, values
 
 
-def _n_chunks(values, chunk):
-  # Chunks up to the last non-zero entry (dropped entries inside the real range are 0 as well).
-  last = jnp.max(jnp.where(values != 0, jnp.arange(values.shape[0]), -1))
-  return (last + chunk) // chunk
+def _compacted(seg, item, values):
+  """The non-zero entries moved to the front in their order (the rest zeroed), and their number.
+
+  In training the input mask b drops about half of the real entries (eq. 2, keep_prob 0.5): the
+  loops below then run over the kept ones only, half the chunks.
+  """
+  nz = values != 0
+  cap = values.shape[0]
+  to = jnp.where(nz, jnp.cumsum(nz, dtype=jnp.int32) - 1, cap)  # cap: out of range, dropped.
+  moved = [jnp.zeros_like(a).at[to].set(a, mode="drop") for a in (seg, item, values)]
+  return (*moved, jnp.sum(nz, dtype=jnp.int32))
 
 
-def _forward(seg, item, values, w, n_rows, chunk):
-  chunk = min(chunk, values.shape[0])
-  seg, item, values = _padded(seg, item, values, chunk)
-  n_chunks = _n_chunks(values, chunk)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _matmul(seg, item, values, n_chunks, w, n_rows, chunk):
+  return _forward(seg, item, values, n_chunks, w, n_rows, chunk)
 
+
+def _forward(seg, item, values, n_chunks, w, n_rows, chunk):
+  # Scatter-added straight into the output: each row's sum runs in entry order whatever the chunk
+  # boundaries, so skipping the zero entries changes no bit.
   def body(c, out):
     s, i, v = _slice(seg, c, chunk), _slice(item, c, chunk), _slice(values, c, chunk)
-    return out + jax.ops.segment_sum(w[i] * v[:, None].astype(w.dtype), s, num_segments=n_rows)
+    return out.at[s].add(w[i] * v[:, None].astype(w.dtype))
 
   out = jnp.zeros((n_rows, w.shape[1]), w.dtype)
   return jax.lax.fori_loop(0, n_chunks, body, out)
 
 
-def _fwd(seg, item, values, w, n_rows, chunk):
-  return _forward(seg, item, values, w, n_rows, chunk), (seg, item, values, w)
+def _fwd(seg, item, values, n_chunks, w, n_rows, chunk):
+  return _forward(seg, item, values, n_chunks, w, n_rows, chunk), (seg, item, values, n_chunks, w)
 
 
 def _bwd(n_rows, chunk, res, g):
-  seg, item, values, w = res
-  chunk = min(chunk, values.shape[0])
-  seg, item, values = _padded(seg, item, values, chunk)
-  n_chunks = _n_chunks(values, chunk)
+  seg, item, values, n_chunks, w = res
 
   def body(c, dw):
     s, i, v = _slice(seg, c, chunk), _slice(item, c, chunk), _slice(values, c, chunk)
     return dw.at[i].add(g[s] * v[:, None].astype(g.dtype))
 
   dw = jax.lax.fori_loop(0, n_chunks, body, jnp.zeros_like(w))
-  return None, None, None, dw
+  return None, None, None, None, dw
 
 
-sparse_rows_matmul.defvjp(_fwd, _bwd)
+_matmul.defvjp(_fwd, _bwd)

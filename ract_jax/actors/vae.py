@@ -29,27 +29,29 @@ def _dims_linear(m, h, l):  # enc0 is the mu head; logvar a second head on the s
   return [("enc0", m, l), ("logvar", m, l), ("dec1", l, m)]
 
 
-def _encode_ract(params, first: FirstLayer):
+# Encoders and decoders take `p`, config.actor.matmul_precision (base.MATMULS).
+def _encode_ract(params, first: FirstLayer, p):
   h = jnp.tanh(first(params["enc0"]["w"]) + params["enc0"]["b"])
-  return dense(params["mu"], h), dense(params["logvar"], h)
+  return dense(params["mu"], h, p), dense(params["logvar"], h, p)
 
 
-def _encode_liang(params, first: FirstLayer):
+def _encode_liang(params, first: FirstLayer, p):
   h = jnp.tanh(first(params["enc0"]["w"]) + params["enc0"]["b"])
-  return tuple(jnp.split(dense(params["enc1"], h), 2, axis=-1))
+  return tuple(jnp.split(dense(params["enc1"], h, p), 2, axis=-1))
 
 
-def _encode_linear(params, first: FirstLayer):
+def _encode_linear(params, first: FirstLayer, p):
+  del p  # Only the first layer, which `first` computes.
   return (first(params["enc0"]["w"]) + params["enc0"]["b"],
           first(params["logvar"]["w"]) + params["logvar"]["b"])
 
 
-def _decode_mlp(params, z):
-  return dense(params["dec1"], jnp.tanh(dense(params["dec0"], z)))
+def _decode_mlp(params, z, p):
+  return dense(params["dec1"], jnp.tanh(dense(params["dec0"], z, p)), p)
 
 
-def _decode_linear(params, z):
-  return dense(params["dec1"], z)
+def _decode_linear(params, z, p):
+  return dense(params["dec1"], z, p)
 
 
 # shape -> (layer dims, encoder, decoder): one row per shape, so names always agree.
@@ -82,9 +84,10 @@ def forward(params: dict, config: ml_collections.ConfigDict, first: FirstLayer, 
     `ActorOutput(logits [B, M], kl [B])`.
   """
   _, encode, decode = choose(SHAPES, config.shape, "config.actor.shape")
-  mu, logvar = encode(params, first)
+  p = config.matmul_precision
+  mu, logvar = encode(params, first, p)
   if config.deterministic:  # Delta posterior: no sampling, no KL.
-    return ActorOutput(logits=decode(params, mu), kl=jnp.zeros(mu.shape[:1], jnp.float32))
+    return ActorOutput(logits=decode(params, mu, p), kl=jnp.zeros(mu.shape[:1], jnp.float32))
   kl = jnp.sum(0.5 * (-logvar + jnp.exp(logvar) + mu**2 - 1.0), axis=-1)
   z = mu + batches.user_normal(key, users, mu.shape[-1]) * jnp.exp(0.5 * logvar) if train else mu
-  return ActorOutput(logits=decode(params, z), kl=kl)
+  return ActorOutput(logits=decode(params, z, p), kl=kl)

@@ -107,10 +107,15 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
   mesh = parallel.make_mesh()
   data = load_data(config.data, rec.log)
   local = parallel.local_batch_size(config.batch_size, mesh)
+  density = data.train.nnz / max(1, data.train.n_rows * data.n_items)
+  first_layer = actors.first_layer_form(config.actor, density)
+  rec.log("actor's first layer: %s (config.actor.first_layer=%s, data density %.3g%%)",
+          first_layer, config.actor.first_layer, 100 * density)
   # Capacity in whole chunks of the sparse first layer, so it never pads a batch's entries.
   shape = BatchShape(n_items=data.n_items, batch_size=config.batch_size,
                      cap=batches.entry_capacity(data.train, local,
-                                                multiple=actors.sparse_layer.DEFAULT_CHUNK))
+                                                multiple=actors.sparse_layer.DEFAULT_CHUNK),
+                     first_layer=first_layer)
   ev = config.eval
   caps = evaluate.shared_caps([data.validation, data.test], ev.batch_size, mesh.devices.size)
   evaluator = functools.partial(evaluate.Evaluator, mesh=mesh, batch_size=ev.batch_size,
@@ -124,6 +129,7 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
       checkpoints=checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"),
                                          keep=config.checkpoint.keep,
                                          async_save=config.checkpoint.async_save, warn=rec.warn),
-      key=jax.random.PRNGKey(config.seed), score_actor=evaluate.actor_score_fn(config.actor),
+      key=jax.random.PRNGKey(config.seed),
+      score_actor=evaluate.actor_score_fn(config.actor, first_layer),
       actor_loss=functools.partial(actors.per_user_loss, config.actor),
       critic_estimate=_critic_estimate(config.critic))

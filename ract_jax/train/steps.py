@@ -24,11 +24,13 @@ from ract_jax.train.state import TrainState
 
 @dataclasses.dataclass(frozen=True)
 class BatchShape:
-  """Static sizes of a training batch: items M, entry capacity of a local batch, users per step."""
+  """Static sizes of a training batch: items M, entry capacity of a local batch, users per step,
+  and the form of the actor's first layer for this data (`actors.first_layer_form`)."""
 
   n_items: int
   cap: int
   batch_size: int  # Global users per step (the critic's L2 term divides by it).
+  first_layer: str = "sparse"
 
 
 class TrainBatch(NamedTuple):
@@ -75,7 +77,7 @@ def make_actor_step(actor_cfg: ml_collections.ConfigDict, shape: BatchShape,
     inp = batch.actor_input(actor_cfg.keep_prob)
 
     def loss_fn(params):
-      out = actors.apply(params, actor_cfg, inp, k_z, train=True)
+      out = actors.apply(params, actor_cfg, inp, k_z, train=True, first_layer=shape.first_layer)
       nll = actors.per_user_loss(actor_cfg, out.logits, batch.x)
       return (_share(nll + beta * out.kl, batch),
               (jnp.sum(nll * batch.valid), jnp.sum(out.kl * batch.valid)))
@@ -99,7 +101,7 @@ def _forward_and_view(actor_cfg, shape: BatchShape, batch: TrainBatch, k_z):
   seen = batch.seen(shape.n_items)
 
   def forward(params):
-    out = actors.apply(params, actor_cfg, inp, k_z, train=True)
+    out = actors.apply(params, actor_cfg, inp, k_z, train=True, first_layer=shape.first_layer)
     return out.logits, out.kl, actors.per_user_loss(actor_cfg, out.logits, batch.x)
 
   return forward, seen, batch.x - seen

@@ -148,10 +148,12 @@ def train_epoch(run: Run, stage: str, epoch: int, state: TrainState,
   state = new_state
   train = records.epoch_summary(stage, sums)
 
+  t1 = records.now()
   per_user = validate(run, state, with_critic=stage != "actor")
   val = evaluate.summarize(per_user)
   row = {"global_epoch": epoch, "stage": stage, "epoch": k, "epochs": n_stage, **train,
          "seconds": seconds, "users_per_s": run.data.train.n_rows / seconds,
+         "val_seconds": records.now() - t1,
          "val": {m: val[m] for m in val if not m.endswith("_se")}}
   if stage != "actor":
     has = per_user["n_heldout"] > 0
@@ -218,7 +220,7 @@ def hand_over(run: Run, state: TrainState, progress: Progress, results: dict) ->
   final.save_model(run, best, "actor", progress.best_epoch, per_user, results,
              ("predictions_test_actor_raw.tsv",))
   state = jax.jit(lambda s, a: state_lib.hand_over(s, a, run.key, cfg.critic, run.shape.n_items),
-                  out_shardings=parallel.replicated(run.mesh))(state, best)
+                  out_shardings=parallel.replicated(run.mesh), donate_argnums=0)(state, best)
   run.records.log("stage 2: critic pre-training from the best actor (%s)", source)
   return state
 

@@ -50,6 +50,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   _choice(a.shape, fam.SHAPES, "actor.shape")
   _choice(a.loss, losses.LOSSES, "actor.loss")
   _choice(a.anneal_schedule, ("epochs", "steps"), "actor.anneal_schedule")
+  _choice(a.first_layer, ("auto",) + tuple(actors.FIRST_LAYERS), "actor.first_layer")
+  _positive(a.dense_above_density, "actor.dense_above_density", strict=False)
+  actors.matmul_fn(a.matmul_precision)
   if not 0.0 < a.keep_prob <= 1.0:
     raise ValueError(f"config.actor.keep_prob={a.keep_prob} must be in (0, 1].")
   for key in ("hidden_dim", "latent_dim", "learning_rate"):
