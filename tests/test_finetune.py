@@ -87,3 +87,15 @@ def test_selection_on_recall_when_the_critic_is_a_recall_critic(processed, tmp_p
   assert rows[-1]["best_val_recall@100"] == best["val"]["recall@100"]
   assert results["ract"]["diagnostics"]["best_global_epoch"] == best["global_epoch"] + 1
   assert results["ract"]["validation"]["recall@100"] == best["val"]["recall@100"]
+
+
+def test_resume_restores_the_selection_among_the_finetuning_epochs(tmp_path):
+  from ract_jax.train import records, validate
+  ft, ract = default.get_config("vae_warp_ft"), default.get_config("")
+  assert validate.selection_start(ft, 3, 4) == 3 and validate.selection_start(ft, 3, 2) == 0
+  assert validate.selection_start(ract, 3, 4) == 0
+  rec = records.Records(str(tmp_path))
+  for g, v in enumerate([0.40, 0.45, 0.44, 0.30, 0.35, 0.33]):
+    rec.append_metrics({"global_epoch": g, "val": {"ndcg@100": v}})
+  assert rec.truncate_metrics_after(4, "ndcg@100", since=3)[0] == 0.35
+  assert rec.truncate_metrics_after(4, "ndcg@100")[0] == 0.45
