@@ -99,3 +99,15 @@ def test_resume_restores_the_selection_among_the_finetuning_epochs(tmp_path):
     rec.append_metrics({"global_epoch": g, "val": {"ndcg@100": v}})
   assert rec.truncate_metrics_after(4, "ndcg@100", since=3)[0] == 0.35
   assert rec.truncate_metrics_after(4, "ndcg@100")[0] == 0.45
+
+
+def test_stage1_only_run_leaves_actor_best_for_a_finetuning(processed, tmp_path):
+  c = _config(processed, variant="smoke")
+  c.schedule.actor_epochs, c.schedule.critic_epochs, c.schedule.ac_epochs = 1, 0, 0
+  trainer.train_and_evaluate(c, str(tmp_path / "actor"))
+  assert os.path.isdir(tmp_path / "actor" / "actor_best")
+  ft = _config(processed, ac_epochs=1)
+  ft.pretrained_actor = str(tmp_path / "actor")
+  results = trainer.train_and_evaluate(ft, str(tmp_path / "ft"))
+  assert [r["stage"] for r in _rows(tmp_path / "ft")] == ["ac"]
+  assert results["ft"]["best_global_epoch"] == 1

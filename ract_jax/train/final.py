@@ -62,6 +62,7 @@ def finalize(run: Run, state: TrainState, best, best_epoch: int, best_val: dict,
     The updated results.
   """
   if not run.schedule.trains_critic:  # Stage 1 only: the actor is the final model.
+    checkpoint.save_actor(run.workdir, best)  # actor_best/, for a later config.pretrained_actor.
     per_user = test_model(run, best, None, "actor", "predictions_test_actor.tsv", results,
                           best_val)
     if run.records.main:
