@@ -87,6 +87,8 @@ def test_selection_on_recall_when_the_critic_is_a_recall_critic(processed, tmp_p
   assert rows[-1]["best_val_recall@100"] == best["val"]["recall@100"]
   assert results["ract"]["diagnostics"]["best_global_epoch"] == best["global_epoch"] + 1
   assert results["ract"]["validation"]["recall@100"] == best["val"]["recall@100"]
+  # The critic diagnostics come from the last trained critic, whichever epoch was selected.
+  assert results["ract"]["diagnostics"]["critic"] == "the last trained critic (global epoch 5)"
 
 
 def test_resume_restores_the_selection_among_the_finetuning_epochs(tmp_path):
