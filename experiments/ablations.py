@@ -36,7 +36,8 @@ VARIANTS = {
     "nll_only": ["--config.critic.use_seen=False", "--config.critic.use_unseen=False"],
     "recall": ["--config.critic.metric=recall"],
 }
-TITLES = {"all": "all features (RaCT)", "no_seen": "without |H1|", "no_unseen": "without |H0|",
+TITLES = {"all": "all features (RaCT)", "no_seen": "without H1 (kept-item count)",
+          "no_unseen": "without H0 (dropped-item count)",
           "nll_only": "L_E only (no counts)", "recall": "all features, Recall@100 critic"}
 METRICS = ("ndcg@100", "recall@20", "recall@50", "recall@100")
 
