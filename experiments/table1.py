@@ -71,7 +71,7 @@ def build_table1(workdirs: Sequence[str], split: str = "test",
       stage3 = [r for r in run["metrics"] if r.get("stage") == "ac"]
       sel = [r for r in stage3 if r.get("global_epoch") == ft.get("best_global_epoch", 0) - 1]
       ft_rows.append(_row(f"{FT_NAMES.get(ft.get('objective'), ft.get('objective'))} "
-                          f"({run['actor_name']} fine-tuned)", "ft", label, ft[split],
+                          f"({run['actor_name']} fine-tuned{_profile(run)})", "ft", label, ft[split],
                           train_seconds=sum(sec.values()),
                           selected=_epoch_text(sel[0] if sel else report.best_row(stage3),
                                                "fine-tuning")))
@@ -96,6 +96,12 @@ def build_table1(workdirs: Sequence[str], split: str = "test",
                      f"{first['run']} (listed); check that both used the same data and grid.")
   rows = ract_rows + ft_rows + actor_rows + [base[n] for n in BASELINE_ORDER if n in base]
   return rows, notes
+
+
+def _profile(run: dict) -> str:
+  """', authors' for a run of the `authors` profile (docs/profiles.md), '' for the paper's."""
+  profile = run["config"].get("profile", "paper")
+  return "" if profile == "paper" else f", {profile}"
 
 
 def _epoch_text(row: dict | None, stage3: str = "stage-3") -> str:
