@@ -1,13 +1,15 @@
 """The layout of the paper's Table 1 (all methods; Recall@20, Recall@50, NDCG@100) from finished runs.
 
-Rows, in the paper's order: RaCT on top of each run's actor, each run's actor trained by its own
-loss (VAE, WARP, LambdaRank, ...), then the baselines found in any of the runs' `results.json`
+Rows, in the paper's order: RaCT on top of each run's actor; Table 1's WARP and LambdaRank rows,
+i.e. a pre-trained Mult-VAE fine-tuned on that loss in place of the critic (runs of the
+`:vae_warp_ft` / `:vae_lambdarank_ft` presets, the authors' main_warp_critic.py /
+main_lambdarank_critic.py); each run's actor trained by its own loss (VAE, ...), then the baselines found in any of the runs' `results.json`
 (EASE, CDAE, WMF, SLIM, popularity; each with the hyper-parameters chosen on the validation users).
 A baseline evaluated in several runs of the same split must give the same numbers; it is listed
 once, from the first run that has it. The best value of each column is bold.
 
 Usage (from the repository root; every workdir must be of the same dataset and split):
-  python experiments/table1.py runs/vae runs/warp runs/lambdarank --out runs/table1
+  python experiments/table1.py runs/vae runs/vae_warp_ft runs/vae_lambdarank_ft --out runs/table1
 writes runs/table1.md and runs/table1.json and prints the Markdown.
 """
 
@@ -26,6 +28,7 @@ METRICS = report.TABLE1_METRICS  # recall@20, recall@50, ndcg@100
 BASELINE_ORDER = ("ease", "cdae", "wmf", "slim", "popularity")
 BASELINE_NAMES = {"ease": "EASE", "cdae": "CDAE", "wmf": "WMF", "slim": "SLIM",
                   "popularity": "Popularity"}
+FT_NAMES = {"warp": "WARP", "lambdarank": "LambdaRank"}
 # Two runs' values of one baseline may differ by this much (float noise of separate fits).
 SAME_TOL = 1e-4
 
@@ -52,7 +55,7 @@ def build_table1(workdirs: Sequence[str], split: str = "test",
     over the stages that produced the model) and `selected` (the epoch chosen on validation).
   """
   runs = paper_runs.load_runs(list(workdirs) + list(baseline_runs))
-  ract_rows, actor_rows, base = [], [], {}
+  ract_rows, ft_rows, actor_rows, base = [], [], [], {}
   notes = []
   for i, run in enumerate(runs):
     res, label = run["results"], run["run"]
@@ -63,7 +66,16 @@ def build_table1(workdirs: Sequence[str], split: str = "test",
       ract_rows.append(_row(f"RaCT ({run['actor_name']})", "ract", label, res["ract"][split],
                             train_seconds=sum(sec.values()),
                             selected=_epoch_text(report.selected_row(run["metrics"], res))))
-    if isinstance(res.get("actor"), dict) and split in res["actor"]:
+    if isinstance(res.get("ft"), dict) and split in res["ft"]:
+      ft = res["ft"]
+      stage3 = [r for r in run["metrics"] if r.get("stage") == "ac"]
+      sel = [r for r in stage3 if r.get("global_epoch") == ft.get("best_global_epoch", 0) - 1]
+      ft_rows.append(_row(f"{FT_NAMES.get(ft.get('objective'), ft.get('objective'))} "
+                          f"({run['actor_name']} fine-tuned{_profile(run)})", "ft", label, ft[split],
+                          train_seconds=sum(sec.values()),
+                          selected=_epoch_text(sel[0] if sel else report.best_row(stage3),
+                                               "fine-tuning")))
+    if isinstance(res.get("actor"), dict) and split in res["actor"] and "ft" not in res:
       stage1 = [r for r in run["metrics"] if r.get("stage") == "actor"]
       actor_rows.append(_row(run["actor_name"], "actor", label, res["actor"][split],
                              train_seconds=sec["actor"],
@@ -82,14 +94,22 @@ def build_table1(workdirs: Sequence[str], split: str = "test",
       if diff > SAME_TOL:
         notes.append(f"{BASELINE_NAMES[name]}: run {label} gives values {diff:.2g} away from run "
                      f"{first['run']} (listed); check that both used the same data and grid.")
-  rows = ract_rows + actor_rows + [base[n] for n in BASELINE_ORDER if n in base]
+  rows = ract_rows + ft_rows + actor_rows + [base[n] for n in BASELINE_ORDER if n in base]
   return rows, notes
 
 
-def _epoch_text(row: dict | None) -> str:
+def _profile(run: dict) -> str:
+  """', authors' for a run of the `authors` profile (docs/profiles.md), '' for the paper's."""
+  profile = run["config"].get("profile", "paper")
+  return "" if profile == "paper" else f", {profile}"
+
+
+def _epoch_text(row: dict | None, stage3: str = "stage-3") -> str:
   """'stage-1 epoch 97' for the `metrics.jsonl` row of a selected model ('–' if unknown)."""
   if row is None:
     return "–"
+  if row.get("stage") == "ac" and stage3 != "stage-3":
+    return f"{stage3} epoch {row.get('epoch')}"
   stage = {"actor": 1, "critic": 2, "ac": 3}.get(row.get("stage"), row.get("stage"))
   return f"stage-{stage} epoch {row.get('epoch')}"
 

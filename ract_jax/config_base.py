@@ -14,6 +14,9 @@ from ml_collections import config_dict
 
 def get_base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
+  # Which reading a config follows where the paper's text and the authors' code differ: 'paper' or
+  # 'authors' (set by the `:paper` / `:authors` variant, see PROFILES and docs/profiles.md).
+  c.profile = "paper"
   c.seed = 98765  # The authors' global seed (np.random.seed / tf.set_random_seed).
 
   # ---- Data: raw files -> Liang protocol -> processed directory. -------------------------------
@@ -104,6 +107,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   k.use_seen = True  # |H1| feature (Figure 5 ablation).
   k.use_unseen = True  # |H0| feature.
   k.seed = 0  # Critic initialisation stream (folded into config.seed); vary to test init seeds.
+  # After stage 2, a critic whose training-batch Pearson r with the oracle (the last critic epoch's
+  # `critic_r`) is below this gets a WEAK CRITIC warning naming schedule.min_critic_steps; with
+  # `stop_if_weak` the run stops there instead (its stage-2 state is saved). 0 disables.
+  k.min_train_r = 0.3
+  k.stop_if_weak = False
 
   # ---- Stage 3 (alternating actor-critic). --------------------------------------------------------
   c.ac = ml_collections.ConfigDict()
@@ -113,12 +121,24 @@ def get_base_config() -> ml_collections.ConfigDict:
   # running statistics (a fixed affine map, as the authors' frozen batch norm was), 'train' the
   # current batch's statistics. The critic's own MSE step always uses the batch's statistics.
   c.ac.critic_mode = "eval"
+  # What the actor follows in stage 3. 'critic': eq. 7 (RaCT). A ranking loss of `losses.LOSSES`
+  # ('warp', 'lambdarank'): Table 1's L2R rows, i.e. the pre-trained actor fine-tuned on that loss in
+  # place of the critic (the authors' MultiVAEWithPhase4WARP / ...LambdaRank, `main_warp_critic.py`,
+  # `main_lambdarank_critic.py`): no critic, no KL, no L2, Adam at `ac.actor_learning_rate` (theirs
+  # 1e-3, fresh), and the model is selected among these epochs only (their second `train()` call
+  # restarts the best score). Presets `vae_warp_ft` / `vae_lambdarank_ft` set it.
+  c.ac.objective = "critic"
 
   # ---- Schedule (Table 5, ML-20M by default). -----------------------------------------------------
   c.schedule = ml_collections.ConfigDict()
   c.schedule.actor_epochs = 150
   c.schedule.critic_epochs = 50
   c.schedule.ac_epochs = 50
+  # Stage 2 runs at least this many critic steps: its epochs are raised to
+  # ceil(min_critic_steps / steps per epoch) (logged). 500 = Table 5's 50 epochs on ML-1M (10 steps
+  # each); ML-20M (2,340) is unaffected. On ml-100k (2 steps per epoch) 50 epochs left the critic's
+  # training r at 0.26, 500 steps at 0.55 (docs/profiles.md). 0 disables.
+  c.schedule.min_critic_steps = 500
 
   c.batch_size = 500  # Users per step, global across devices.
   # A workdir whose stage 1 finished (its actor_best/): skip stage 1 and start stages 2-3 from that
@@ -130,6 +150,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   e.batch_size = 2000  # Liang's evaluation batch; does not change metrics.
   e.ndcg_ks = (10, 20, 50, 100, 200)
   e.recall_ks = (10, 20, 50, 100)
+  # Users with no held-out items: 'skip' leaves them out of every mean (Liang's mean would be NaN);
+  # 'zero' counts them as 0, as the authors' code does (IDCG floored at 0.1).
+  e.empty_users = "skip"
 
   # ---- Baselines evaluated beside the actor. ------------------------------------------------------
   c.baselines = b = ml_collections.ConfigDict()
@@ -194,8 +217,9 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.actor.latent_dim = 8
   c.critic.hidden_dims = (16, 16, 4)
   c.schedule.actor_epochs = 2
-  c.schedule.critic_epochs = 1
+  c.schedule.critic_epochs = 1 if c.ac.objective == "critic" else 0  # An L2R fine-tuning has none.
   c.schedule.ac_epochs = 1
+  c.schedule.min_critic_steps = 0
   c.actor.anneal_epochs = 1
   c.batch_size = 64
   c.eval.batch_size = 128
@@ -203,8 +227,9 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
-# The actors of the paper's Table 2 (and Table 1's LambdaRank / WARP rows), selected with a config
-# variant, e.g. `--config=configs/ml1m_implicit.py:warp` or `:smoke,dae_liang`.
+# The actors of the paper's Table 2, selected with a config variant, e.g.
+# `--config=configs/ml1m_implicit.py:warp` or `:smoke,dae_liang` (the `paper` profile's form of each;
+# the `authors` profile changes some, see AUTHORS_ACTORS and docs/profiles.md).
 ACTOR_PRESETS = {
     "vae": {},  # Mult-VAE, RaCT's shape (the default).
     "vae_gaussian": {"loss": "gaussian"},
@@ -217,23 +242,91 @@ ACTOR_PRESETS = {
     # The authors' MF: a linear I-200-I AE, weighted squared error (positives x5), reg 1e-4.
     "mf": {"kind": "multdae", "shape": "linear", "loss": "weighted_sq", "l2": 1e-4,
            "l2_on_biases": True},
-    # The authors' WarpEncoder: the same linear AE trained with exact WARP (eq. 9).
+    # Table 2's WARP actor from scratch: the linear I-200-I AE trained with the paper's eq. 9 as
+    # written (margin 1, r_i = the violating negatives, Weston et al.'s rank), no L2. The authors'
+    # WarpEncoder (margin 0, r_i = overall sorted position, L2 1e-5 on all parameters, main_warp.py,
+    # warp_utils.ErrorVectorCreator) is `warp,authors`.
     "warp": {"kind": "multdae", "shape": "linear", "loss": "warp"},
     # LambdaRank for NDCG on the VAE's architecture (the loss replaces the NLL, KL kept).
     "lambdarank": {"loss": "lambdarank"},
 }
 
+# Table 1's WARP and LambdaRank rows: a Mult-VAE pre-trained as usual (stage 1), then fine-tuned on
+# the L2R loss in place of the critic (stage 3 with `ac.objective`, no stage 2): the authors'
+# `MultiVAEWithPhase4WARP` / `...LambdaRank` (main_warp_critic.py: 50 epochs; main_lambdarank_critic.py:
+# 25), fresh Adam at their actor learning rate 1e-3, the model selected among these epochs.
+FINETUNE_PRESETS = {
+    "vae_warp_ft": {"ac.objective": "warp", "ac.actor_learning_rate": 1e-3,
+                    "schedule.critic_epochs": 0, "schedule.ac_epochs": 50},
+    "vae_lambdarank_ft": {"ac.objective": "lambdarank", "ac.actor_learning_rate": 1e-3,
+                          "schedule.critic_epochs": 0, "schedule.ac_epochs": 25},
+}
+
+# Where the paper's text and the authors' code differ, a profile picks one (docs/profiles.md gives
+# the reason and the source of every key). `paper` is the defaults above.
+PROFILES = {
+    "paper": {},
+    "authors": {
+        "critic.normalize": "none",  # Their batch norm was frozen at the identity.
+        "actor.anneal_schedule": "steps",  # beta = min(cap, step / 200000) per batch (training.py).
+        "eval.empty_users": "zero",  # IDCG floored at 0.1: no held-out items -> 0 in the mean.
+    },
+}
+
+# With the `authors` profile, an actor preset becomes the authors' script for that actor.
+AUTHORS_ACTORS = {
+    "warp": {"actor.warp_margin": 0.0, "actor.warp_rank": "position", "actor.l2": 1e-5,
+             "actor.l2_on_biases": True},  # WarpEncoder, main_warp.py.
+    "vae_warp_ft": {"actor.warp_margin": 0.0, "actor.warp_rank": "position"},  # Phase 4: no L2.
+    "vae_gaussian": {"actor.loss": "weighted_sq", "actor.positive_weight": 2.0},  # GaussianVAE.
+    # main_linear_vae.py runs VWMF: weighted squared error (x5), max_kl 0.05.
+    "vae_linear": {"actor.loss": "weighted_sq", "actor.positive_weight": 5.0,
+                   "actor.anneal_cap": 0.05},
+}
+
+
+def _set_keys(c: ml_collections.ConfigDict, values: dict) -> None:
+  for dotted, value in values.items():
+    block, key = dotted.rsplit(".", 1)
+    target = c
+    for part in block.split("."):
+      target = target[part]
+    setattr(target, key, value)
+
 
 def apply_variant(c: ml_collections.ConfigDict, arg, name: str) -> ml_collections.ConfigDict:
-  """Applies a config variant string: comma-separated tokens, 'smoke' and/or an actor preset."""
-  for token in [t for t in (arg or "").split(",") if t]:
-    if token == "smoke":
-      continue
-    if token not in ACTOR_PRESETS:
-      raise ValueError(f"configs/{name}.py: unknown variant {token!r}; use 'smoke' and/or one of "
-                       f"{sorted(ACTOR_PRESETS)} (e.g. --config=configs/{name}.py:smoke,warp).")
-    for key, value in ACTOR_PRESETS[token].items():
-      setattr(c.actor, key, value)
+  """Applies a config variant string: comma-separated tokens in any order.
+
+  Tokens: 'smoke', actor presets (`ACTOR_PRESETS`), fine-tuning presets (`FINETUNE_PRESETS`) and
+  at most one profile (`PROFILES`: 'paper', the default, or 'authors'), e.g.
+  `configs/ml1m_implicit.py:vae_warp_ft,authors`. Presets apply first in their order, then the
+  profile, then the profile's form of each preset given (`AUTHORS_ACTORS`). The profile's name is
+  kept in `config.profile`.
+
+  Raises:
+    ValueError: an unknown token or two profiles (the message lists the valid ones).
+  """
+  tokens = [t for t in (arg or "").split(",") if t]
+  known = {"smoke"} | set(ACTOR_PRESETS) | set(FINETUNE_PRESETS) | set(PROFILES)
+  for token in tokens:
+    if token not in known:
+      raise ValueError(f"configs/{name}.py: unknown variant {token!r}; use 'smoke', one profile of "
+                       f"{sorted(PROFILES)} and/or presets of "
+                       f"{sorted(ACTOR_PRESETS) + sorted(FINETUNE_PRESETS)} (e.g. "
+                       f"--config=configs/{name}.py:smoke,vae_warp_ft,authors).")
+  profiles = [t for t in tokens if t in PROFILES]
+  if len(profiles) > 1:
+    raise ValueError(f"configs/{name}.py: variants {profiles} name two profiles; give one.")
+  for token in tokens:
+    if token in ACTOR_PRESETS:
+      _set_keys(c, {f"actor.{k}": v for k, v in ACTOR_PRESETS[token].items()})
+    elif token in FINETUNE_PRESETS:
+      _set_keys(c, FINETUNE_PRESETS[token])
+  c.profile = profiles[0] if profiles else "paper"
+  _set_keys(c, PROFILES[c.profile])
+  if c.profile == "authors":
+    for token in tokens:
+      _set_keys(c, AUTHORS_ACTORS.get(token, {}))
   return c
 
 

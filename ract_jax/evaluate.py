@@ -69,6 +69,7 @@ class Evaluator:
   # Entry capacities; give the same (e.g. the max over validation and test, see `shared_caps`) to
   # evaluators of equally sized splits so that they run one compiled program.
   caps: tuple | None = None
+  empty_users: str = "skip"  # How `summarize` counts users with no held-out items (config.eval).
 
   def __post_init__(self):
     n_dev = self.mesh.devices.size
@@ -84,6 +85,10 @@ class Evaluator:
     self.order = parallel.put_replicated(
         batches.sequential_order(self.split.n_users, self.batch_size), self.mesh)
     self._compiled = {}
+
+  def summarize(self, per_user: dict[str, np.ndarray]) -> dict:
+    """`summarize(per_user)` with this split's rule for users without held-out items."""
+    return summarize(per_user, self.empty_users)
 
   def _build(self, score_fn: ScoreFn, loss_fn, critic_fn: CriticFn | None):
     n_items, cap_f, cap_h = self.n_items, self.cap_fold, self.cap_held
@@ -148,16 +153,17 @@ def shared_caps(splits, batch_size: int, n_devices: int) -> tuple[int, int]:
           max(batches.entry_capacity(s.held_out, local) for s in splits))
 
 
-def summarize(per_user: dict[str, np.ndarray]) -> dict:
-  """Mean and standard error of each metric over users with at least one held-out item."""
+def summarize(per_user: dict[str, np.ndarray], empty: str = "skip") -> dict:
+  """Mean and standard error of each metric over users with at least one held-out item
+  (`empty='zero'`: over all users, those without held-out items as 0; `config.eval.empty_users`)."""
   out = {}
   for name, values in per_user.items():
     if "@" in name:
-      s = metrics.summarize(values, per_user["n_heldout"])
+      s = metrics.summarize(values, per_user["n_heldout"], empty)
       out[name] = float(s["mean"])
       out[name + "_se"] = float(s["stderr"])
   any_metric = next(k for k in per_user if "@" in k)
-  s = metrics.summarize(per_user[any_metric], per_user["n_heldout"])
+  s = metrics.summarize(per_user[any_metric], per_user["n_heldout"], empty)
   out["n_users"] = int(s["n_users"])
   out["n_skipped"] = int(s["n_skipped"])
   return out

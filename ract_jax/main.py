@@ -20,11 +20,13 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from ract_jax.config_base import ACTOR_PRESETS
+from ract_jax.config_base import ACTOR_PRESETS, FINETUNE_PRESETS, PROFILES
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, configs/<name>.py[:variant] (names and variants above; actor "
-    "presets: " + ", ".join(ACTOR_PRESETS) + "); keys in ract_jax/config_base.py.",
+    "presets: " + ", ".join(ACTOR_PRESETS) + "; Table 1's L2R fine-tunings: "
+    + ", ".join(FINETUNE_PRESETS) + "; profiles: " + ", ".join(PROFILES)
+    + ", e.g. :vae_warp_ft,authors, see docs/profiles.md); keys in ract_jax/config_base.py.",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, logs, results and the model go "
                                "(re-use it to resume).")

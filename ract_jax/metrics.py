@@ -282,7 +282,7 @@ def ranking_metrics(scores: jnp.ndarray, heldout: jnp.ndarray, ndcg_ks: Sequence
 
 
 
-def summarize(per_user: np.ndarray, n_heldout: np.ndarray) -> dict:
+def summarize(per_user: np.ndarray, n_heldout: np.ndarray, empty: str = "skip") -> dict:
   """Mean and standard error over users with at least one held-out item (host-side numpy).
 
   Users without held-out items are skipped (Liang's mean would be NaN; RaCT's would count them as
@@ -292,6 +292,8 @@ def summarize(per_user: np.ndarray, n_heldout: np.ndarray) -> dict:
   Args:
     per_user: 1-D `[N]` per-user metric values (e.g. concatenated `ranking_metrics` outputs).
     n_heldout: 1-D `[N]` held-out counts, aligned with `per_user`.
+    empty: 'skip' (the above) or 'zero': users without held-out items count as 0 in the mean, as
+      in the authors' code (`config.eval.empty_users`).
 
   Returns:
     dict with `mean`, `stderr` (population std / sqrt(n), as `np.std` in Liang's notebook),
@@ -306,15 +308,19 @@ def summarize(per_user: np.ndarray, n_heldout: np.ndarray) -> dict:
   if per_user.ndim != 1 or n_heldout.ndim != 1 or per_user.shape != n_heldout.shape:
     raise ValueError(f"summarize: per_user has shape {per_user.shape} and n_heldout has shape "
                      f"{n_heldout.shape}; both must be 1-D [N], one entry per user, aligned")
+  if empty not in ("skip", "zero"):
+    raise ValueError(f"summarize: empty={empty!r}; expected 'skip' or 'zero' "
+                     "(config.eval.empty_users)")
   keep = n_heldout > 0
-  vals = per_user[keep]
+  vals = per_user[keep] if empty == "skip" else np.where(keep, per_user, 0.0)
   n = int(vals.shape[0])
   if n == 0:
     mean = stderr = float("nan")
   else:
     mean = float(vals.mean())
     stderr = float(vals.std() / np.sqrt(n))
-  return dict(mean=mean, stderr=stderr, n_users=n, n_skipped=int((~keep).sum()))
+  return dict(mean=mean, stderr=stderr, n_users=n,
+              n_skipped=int((~keep).sum()) if empty == "skip" else 0)
 
 
 def paired_difference(before: np.ndarray, after: np.ndarray, z: float = 1.96) -> dict:

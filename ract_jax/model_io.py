@@ -32,7 +32,9 @@ FORMAT_VERSION = 1
 MODEL_DIR = "model"
 INFO_FILE, PARAMS_FILE, VOCABULARY_FILE = "model.json", "params.npz", "vocabulary.txt"
 MODELS = {"ract": "RaCT (the actor after the actor-critic stages, selected by validation NDCG@100)",
-          "actor": "the pre-trained actor (stage 1, selected by validation NDCG@100)"}
+          "actor": "the pre-trained actor (stage 1, selected by validation NDCG@100)",
+          "ft": "the pre-trained actor fine-tuned on an L2R loss (Table 1's WARP / LambdaRank rows, "
+                "selected by validation among the fine-tuning epochs)"}
 
 
 class ModelError(ValueError):

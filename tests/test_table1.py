@@ -73,3 +73,17 @@ def test_baseline_runs_contribute_only_baselines(tmp_path):
   assert [r["method"] for r in rows] == ["RaCT (VAE)", "VAE", "EASE", "WMF", "Popularity"]
   t1.main([str(vae), "--baseline-runs", str(lr), "--out", str(tmp_path / "t1")])
   assert "LambdaRank" not in (tmp_path / "t1.md").read_text()
+
+
+def test_finetuned_l2r_rows(tmp_path):
+  """Table 1's WARP / LambdaRank rows are fine-tuned Mult-VAEs (`results["ft"]`), named for the
+  loss, with the selected fine-tuning epoch; their (pre-trained VAE) actor is not listed again."""
+  vae, _ = _runs(tmp_path)
+  ft = fake_runs.write_run(tmp_path / "vae_warp_ft", VAE, {
+      "actor": {"test": S(0.396, 0.536, 0.426)},
+      "ft": {"test": S(0.31, 0.45, 0.35), "objective": "warp", "best_global_epoch": 2}},
+      stage_epochs=(0, 0, 3))
+  rows, _ = t1.build_table1([str(vae), str(ft)])
+  assert [r["method"] for r in rows][:3] == ["RaCT (VAE)", "WARP (VAE fine-tuned)", "VAE"]
+  assert rows[1]["kind"] == "ft" and rows[1]["ndcg@100"] == 0.35
+  assert rows[1]["selected"] == "fine-tuning epoch 2"

@@ -61,7 +61,7 @@ def evaluate_baselines(block: ml_collections.ConfigDict, train: CSR,
     the baselines evaluated now (`seconds`: wall time of the grid search and the test scoring).
   """
   check_names(block)
-  validate = lambda fn, params: evaluate.summarize(validation.run(fn, params))  # noqa: E731
+  validate = lambda fn, params: validation.summarize(validation.run(fn, params))  # noqa: E731
   out = {}
   for name in block.names:
     if name in done:
@@ -77,7 +77,7 @@ def evaluate_baselines(block: ml_collections.ConfigDict, train: CSR,
       warn(f"{name} skipped: {e}")
       continue
     hp, val, params = best
-    result = evaluate.summarize(test.run(score, params))
+    result = test.summarize(test.run(score, params))
     out[name] = {"hyperparameters": hp, "validation": val, "test": result,
                  "seconds": time.perf_counter() - t_start}
     log(f"test  {name:<8} ndcg@100 {result['ndcg@100']:.4f}  recall@20 {result['recall@20']:.4f}  "

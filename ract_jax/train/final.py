@@ -18,6 +18,11 @@ from ract_jax import evaluate, metrics, model_io
 from ract_jax.train import checkpoint, records
 from ract_jax.train.setup import Run
 from ract_jax.train.state import TrainState
+from ract_jax.train.validate import uses_critic
+
+
+class WeakCriticError(RuntimeError):
+  """Stage 2 left the critic below `config.critic.min_train_r` and `stop_if_weak` is set."""
 
 
 def test_model(run: Run, actor_params, critic_state, name: str, predictions_file: str,
@@ -29,7 +34,7 @@ def test_model(run: Run, actor_params, critic_state, name: str, predictions_file
   else:
     per_user = run.test.run(run.score_actor, actor_params, run.actor_loss, run.critic_estimate,
                             critic_state)
-  test = evaluate.summarize(per_user)
+  test = run.test.summarize(per_user)
   if run.records.main:
     evaluate.write_predictions(os.path.join(run.workdir, predictions_file),
                                run.data.test.uids, per_user["top"])
@@ -57,6 +62,7 @@ def finalize(run: Run, state: TrainState, best, best_epoch: int, best_val: dict,
     The updated results.
   """
   if not run.schedule.trains_critic:  # Stage 1 only: the actor is the final model.
+    checkpoint.save_actor(run.workdir, best)  # actor_best/, for a later config.pretrained_actor.
     per_user = test_model(run, best, None, "actor", "predictions_test_actor.tsv", results,
                           best_val)
     if run.records.main:
@@ -64,6 +70,11 @@ def finalize(run: Run, state: TrainState, best, best_epoch: int, best_val: dict,
                       os.path.join(run.workdir, "predictions_test.tsv"))
     save_model(run, best, "actor", best_epoch, per_user, results,
                ("predictions_test_actor_raw.tsv", "predictions_test_raw.tsv"))
+  elif not uses_critic(run.config):  # Table 1's L2R rows: the fine-tuned actor, no critic.
+    per_user = test_model(run, best, None, "ft", "predictions_test.tsv", results, best_val)
+    results["ft"]["objective"] = run.config.ac.objective
+    results["ft"]["best_global_epoch"] = int(best_epoch) + 1
+    save_model(run, best, "ft", best_epoch, per_user, results, ("predictions_test_raw.tsv",))
   else:
     per_user = test_model(run, best, (state.critic, state.critic_norm), "ract",
                           "predictions_test.tsv", results, best_val)
@@ -128,3 +139,26 @@ def retest_actor(run: Run, state: TrainState, results: dict) -> None:
   per_user = test_model(run, actor, None, "actor", "predictions_test_actor.tsv", results,
                         results.get("actor", {}).get("validation", {}))
   write_raw_predictions(run, per_user, ("predictions_test_actor_raw.tsv",))
+
+
+def check_critic(run: Run) -> None:
+  """After stage 2: a WEAK CRITIC warning when the last critic epoch's training-batch Pearson r
+  with the oracle (`critic_r` of its `metrics.jsonl` row) is below `config.critic.min_train_r`
+  (0 disables); with `config.critic.stop_if_weak` the run stops there (WeakCriticError)."""
+  cfg = run.config
+  first, last = run.schedule.span("critic")
+  if last == first or not cfg.critic.min_train_r or not uses_critic(cfg):
+    return
+  rows = [r for r in run.records.read_metrics() if r.get("global_epoch") == last - 1]
+  r = float(rows[-1].get("critic_r", np.nan)) if rows else np.nan
+  if r >= cfg.critic.min_train_r:
+    return
+  msg = (f"WEAK CRITIC: after {last - first} critic epochs ({(last - first) * run.steps_per_epoch} "
+         f"steps) the critic's training-batch Pearson r with the oracle is {r:.3f} < "
+         f"config.critic.min_train_r={cfg.critic.min_train_r}; stage 3 would follow a critic that "
+         "hardly ranks users. Raise --config.schedule.min_critic_steps (or critic_epochs).")
+  if cfg.critic.stop_if_weak:
+    run.checkpoints.wait()
+    raise WeakCriticError(msg + " Stopped here (config.critic.stop_if_weak=True); the stage-2 "
+                          f"state is in {run.checkpoints.directory}.")
+  run.records.warn(msg)

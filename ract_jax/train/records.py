@@ -110,10 +110,12 @@ class Records:
                   "it); that epoch is replayed.")
     return rows
 
-  def truncate_metrics_after(self, global_epoch: int, metric: str) -> tuple[float, dict]:
+  def truncate_metrics_after(self, global_epoch: int, metric: str,
+                             since: int = 0) -> tuple[float, dict]:
     """On resume: drops records of epochs after the restored checkpoint (they will be redone).
 
-    Returns the best validation `metric` so far and that epoch's validation metrics.
+    Returns the best validation `metric` so far among epochs >= `since` and that epoch's validation
+    metrics.
     """
     keep = [r for r in self.read_metrics() if r.get("global_epoch", -1) <= global_epoch]
     if self.main:
@@ -124,6 +126,8 @@ class Records:
       os.replace(path + ".tmp", path)
     best = None
     for r in keep:  # Strictly greater: ties keep the earliest epoch, as training does.
+      if r.get("global_epoch", -1) < since:
+        continue
       if best is None or r["val"][metric] > best["val"][metric]:
         best = r
     return (best["val"][metric], best["val"]) if best else (-np.inf, {})
@@ -165,7 +169,8 @@ class Records:
     if "model/" in files:
       self.log("model/: the selected model in portable form; recommend with `python -m "
                "ract_jax.recommend --workdir=%s --input=FILE --output=OUT`", self.workdir)
-    self.log("%s", headline(results, self._per_user("actor"), self._per_user("ract")))
+    final = "ft" if "ft" in results else "ract"
+    self.log("%s", headline(results, self._per_user("actor"), self._per_user(final), final=final))
 
   def _per_user(self, name: str) -> dict | None:
     path = os.path.join(self.workdir, f"per_user_test_{name}.npz")
@@ -241,8 +246,10 @@ def epoch_summary(stage: str, sums: dict) -> dict:
   """
   tot = {k: float(np.sum(v)) for k, v in sums.items()}
   n = max(tot["users"], 1.0)
-  if stage == "actor":
+  if "beta" in sums:  # Stage 1.
     return {"nll": tot["nll"] / n, "kl": tot["kl"] / n, "beta": float(np.asarray(sums["beta"])[-1])}
+  if "mse" not in sums:  # Stage 3 on an L2R loss (no critic).
+    return {"loss": tot["loss"] / n}
   mean_p = tot["pred"] / n
   r = metrics.pearson_from_sums(n, tot["pred"], tot["target"], tot["pred_sq"], tot["target_sq"],
                                 tot["pred_target"])
@@ -263,8 +270,10 @@ def first_bad_step(sums: dict):
 def epoch_line(row: dict, eta_stage: str, eta_total: str) -> str:
   """The line printed after each epoch (stage, k/K, losses, users/s, ETA, validation metrics)."""
   val = row["val"]
-  if row["stage"] == "actor":
+  if "beta" in row:
     losses = f"nll {row['nll']:.2f}  kl {row['kl']:.2f}  beta {row['beta']:.4f}"
+  elif "mse" not in row:
+    losses = f"L2R loss {row['loss']:.4f}"
   else:
     losses = (f"mse {row['mse']:.5f}  critic std {row['critic_std']:.4f}  r {row['critic_r']:.3f}"
               f"  nll {row['nll']:.2f}")
@@ -279,8 +288,9 @@ def epoch_line(row: dict, eta_stage: str, eta_total: str) -> str:
 
 def comparison_table(results: dict) -> str:
   """The test metrics of every model in the layout of the paper's Table 1 (Markdown)."""
-  order = ["ract", "actor", "ease", "popularity"]
-  names = {"ract": "RaCT", "actor": "pre-trained actor", "ease": "EASE", "popularity": "popularity"}
+  order = ["ract", "ft", "actor", "ease", "popularity"]
+  names = {"ract": "RaCT", "ft": "actor fine-tuned on the L2R loss", "actor": "pre-trained actor",
+           "ease": "EASE", "popularity": "popularity"}
   models = [m for m in order if m in results] + [m for m in results if m not in order]
   lines = ["| method | Recall@20 | Recall@50 | NDCG@100 |", "|---|---|---|---|"]
   for m in models:
@@ -294,15 +304,16 @@ def comparison_table(results: dict) -> str:
 
 
 def headline(results: dict, actor: dict | None, ract: dict | None,
-             metric: str = "ndcg@100") -> str:
+             metric: str = "ndcg@100", final: str = "ract") -> str:
   """One line: the actor's and RaCT's test `metric` and the paired 95% interval of the per-user
   difference RaCT - actor (`metrics.paired_difference`, users with held-out items).
 
   Args:
     results: the content of `results.json`.
     actor, ract: the per-user test values (`per_user_test_<name>.npz`), None when absent.
+    final: the final model's name in `results`: 'ract', or 'ft' (an L2R fine-tuning).
   """
-  if "ract" not in results or actor is None or ract is None:
+  if final not in results or actor is None or ract is None:
     test = results.get("actor", {}).get("test", {})
     if metric not in test:
       return "headline: no test result."
@@ -310,10 +321,11 @@ def headline(results: dict, actor: dict | None, ract: dict | None,
             f"(± {test.get(metric + '_se', float('nan')):.4f}); stages 2-3 did not run.")
   keep = (actor["n_heldout"] > 0) & (ract["n_heldout"] > 0)
   p = metrics.paired_difference(actor[metric][keep], ract[metric][keep])
-  before, after = results["actor"]["test"][metric], results["ract"]["test"][metric]
+  before, after = results["actor"]["test"][metric], results[final]["test"][metric]
   # Stages 1-2 leave the actor as pre-trained: a best epoch there means no stage-3 epoch beat it.
-  same = results["ract"].get("diagnostics", {}).get("best_stage") in ("actor", "critic")
-  return (f"headline: test {metric.upper()} actor {before:.4f} -> RaCT {after:.4f}: paired "
+  same = results[final].get("diagnostics", {}).get("best_stage") in ("actor", "critic")
+  label = "RaCT" if final == "ract" else "fine-tuned"
+  return (f"headline: test {metric.upper()} actor {before:.4f} -> {label} {after:.4f}: paired "
           f"difference {p['mean']:+.4f}, 95% interval [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}] "
           f"over {p['n']} users ({p['n_better']} better, {p['n_worse']} worse)" +
           ("; no stage-3 epoch beat the pre-trained actor on validation, so RaCT is that actor"

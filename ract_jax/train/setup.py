@@ -31,9 +31,12 @@ class Schedule:
   lengths: tuple[int, int, int]
 
   @classmethod
-  def from_config(cls, schedule_cfg: ml_collections.ConfigDict, pretrained: bool) -> "Schedule":
+  def from_config(cls, schedule_cfg: ml_collections.ConfigDict, pretrained: bool,
+                  steps_per_epoch: int = 1) -> "Schedule":
+    """Stage 2 gets at least `schedule_cfg.min_critic_steps` steps when it runs at all
+    (`critic_epochs` raised to ceil(min_critic_steps / steps_per_epoch))."""
     a = 0 if pretrained else schedule_cfg.actor_epochs
-    return cls((a, schedule_cfg.critic_epochs, schedule_cfg.ac_epochs))
+    return cls((a, critic_epochs(schedule_cfg, steps_per_epoch), schedule_cfg.ac_epochs))
 
   @property
   def total(self) -> int:
@@ -56,6 +59,14 @@ class Schedule:
   @property
   def trains_critic(self) -> bool:
     return self.lengths[1] + self.lengths[2] > 0
+
+
+def critic_epochs(schedule_cfg: ml_collections.ConfigDict, steps_per_epoch: int) -> int:
+  """Stage 2's epochs: `critic_epochs`, raised to cover `min_critic_steps` steps (0 stays 0)."""
+  n = schedule_cfg.critic_epochs
+  if n == 0:
+    return 0
+  return max(n, -(-schedule_cfg.min_critic_steps // max(steps_per_epoch, 1)))
 
 
 @dataclasses.dataclass
@@ -119,12 +130,18 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
   ev = config.eval
   caps = evaluate.shared_caps([data.validation, data.test], ev.batch_size, mesh.devices.size)
   evaluator = functools.partial(evaluate.Evaluator, mesh=mesh, batch_size=ev.batch_size,
-                                ndcg_ks=tuple(ev.ndcg_ks), recall_ks=tuple(ev.recall_ks), caps=caps)
+                                ndcg_ks=tuple(ev.ndcg_ks), recall_ks=tuple(ev.recall_ks), caps=caps,
+                                empty_users=ev.empty_users)
+  steps_per_epoch = -(-data.train.n_rows // config.batch_size)
+  schedule = Schedule.from_config(config.schedule, bool(config.pretrained_actor), steps_per_epoch)
+  if schedule.lengths[1] != config.schedule.critic_epochs:
+    rec.log("stage 2: %d critic epochs instead of %d, so that the critic trains for at least "
+            "config.schedule.min_critic_steps=%d steps (%d per epoch)", schedule.lengths[1],
+            config.schedule.critic_epochs, config.schedule.min_critic_steps, steps_per_epoch)
   return Run(
       config=config, workdir=workdir, records=rec, mesh=mesh, data=data,
       csr=batches.to_device_csr(data.train, parallel.replicated(mesh)), shape=shape,
-      steps_per_epoch=-(-data.train.n_rows // config.batch_size),
-      schedule=Schedule.from_config(config.schedule, bool(config.pretrained_actor)),
+      steps_per_epoch=steps_per_epoch, schedule=schedule,
       validation=evaluator(data.validation), test=evaluator(data.test),
       checkpoints=checkpoint.Checkpoints(os.path.join(workdir, "checkpoints"),
                                          keep=config.checkpoint.keep,

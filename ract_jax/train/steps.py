@@ -145,11 +145,47 @@ def make_critic_step(actor_cfg: ml_collections.ConfigDict, critic_cfg: ml_collec
   return step
 
 
+def finetune_loss_config(actor_cfg: ml_collections.ConfigDict,
+                         objective: str) -> ml_collections.ConfigDict:
+  """`config.actor` with its loss replaced by the fine-tuning loss `objective` (its WARP form, its
+  positive weight, ... stay the actor's keys)."""
+  cfg = ml_collections.ConfigDict(actor_cfg.to_dict())
+  cfg.loss = objective
+  return cfg
+
+
+def make_finetune_step(actor_cfg: ml_collections.ConfigDict, ac_cfg: ml_collections.ConfigDict,
+                       shape: BatchShape) -> Callable:
+  """Stage 3 of Table 1's L2R rows: one actor step on the mean L2R loss `ac_cfg.objective` of the
+  training batch (the authors' phase 4: no critic, no KL, no L2; the input mask and the posterior
+  sample as in training), with stage 3's optimiser. The critic is not touched."""
+  loss_cfg = finetune_loss_config(actor_cfg, ac_cfg.objective)
+
+  def step(state: TrainState, csr, users, key):
+    k_mask, k_z = jax.random.split(key)
+    batch = build_batch(csr, users, k_mask, shape.n_items, shape.cap, actor_cfg.keep_prob)
+    inp = batch.actor_input(actor_cfg.keep_prob)
+
+    def loss_fn(params):
+      out = actors.apply(params, actor_cfg, inp, k_z, train=True)
+      loss = actors.per_user_loss(loss_cfg, out.logits, batch.x)
+      return _share(loss, batch), jnp.sum(loss * batch.valid)
+
+    grads, total = jax.grad(loss_fn, has_aux=True)(state.actor)
+    state = state.apply_ac_gradients(jax.lax.psum(grads, AXIS))
+    return state, jax.lax.psum({"loss": total, "users": jnp.sum(batch.valid)}, AXIS)
+
+  return step
+
+
 def make_ac_step(actor_cfg: ml_collections.ConfigDict, critic_cfg: ml_collections.ConfigDict,
                  ac_cfg: ml_collections.ConfigDict, shape: BatchShape,
                  steps_per_epoch: int) -> Callable:
   """Stage 3: per batch one actor step on -mean(critic) (eq. 7) and one critic step (eq. 6), both
-  from the same forward pass (same b and epsilon), both from the pre-update parameters."""
+  from the same forward pass (same b and epsilon), both from the pre-update parameters. With an
+  L2R `ac_cfg.objective` instead of 'critic': `make_finetune_step`."""
+  if ac_cfg.objective != "critic":
+    return make_finetune_step(actor_cfg, ac_cfg, shape)
 
   def step(state: TrainState, csr, users, key):
     k_mask, k_z = jax.random.split(key)

@@ -34,7 +34,7 @@ from ract_jax.train import checkpoint, final, loops, records, setup, state as st
 from ract_jax.train import workdir as workdir_lib
 from ract_jax.train.setup import Run
 from ract_jax.train.state import TrainState
-from ract_jax.train.validate import check_config, selection_metric
+from ract_jax.train.validate import check_config, selection_metric, selection_start, uses_critic
 
 FINISHED_FILE = "finished.json"
 
@@ -80,7 +80,9 @@ def resume(run: Run, state: TrainState) -> tuple[TrainState, Progress]:
   if latest is None:
     run.records.truncate_metrics_after(-1, selection_metric(run.config))
     return state, Progress()
-  best_score, best_val = run.records.truncate_metrics_after(latest, selection_metric(run.config))
+  since = selection_start(run.config, run.schedule.span("ac")[0], latest)
+  best_score, best_val = run.records.truncate_metrics_after(latest, selection_metric(run.config),
+                                                            since)
   stage, k, n = run.schedule.locate(latest)
   run.records.log("resumed from the checkpoint of global epoch %d (%s epoch %d/%d)", latest + 1,
                   stage, k, n)
@@ -149,13 +151,14 @@ def train_epoch(run: Run, stage: str, epoch: int, state: TrainState,
   train = records.epoch_summary(stage, sums)
 
   t1 = records.now()
-  per_user = validate(run, state, with_critic=stage != "actor")
-  val = evaluate.summarize(per_user)
+  critic_on = stage != "actor" and uses_critic(run.config)
+  per_user = validate(run, state, with_critic=critic_on)
+  val = run.validation.summarize(per_user)
   row = {"global_epoch": epoch, "stage": stage, "epoch": k, "epochs": n_stage, **train,
          "seconds": seconds, "users_per_s": run.data.train.n_rows / seconds,
          "val_seconds": records.now() - t1,
          "val": {m: val[m] for m in val if not m.endswith("_se")}}
-  if stage != "actor":
+  if critic_on:
     has = per_user["n_heldout"] > 0
     pred, truth = per_user["critic"][has], per_user["ndcg@100"][has]
     row["val"]["critic_r"] = float(metrics.pearson_r(pred, truth))
@@ -209,7 +212,7 @@ def hand_over(run: Run, state: TrainState, progress: Progress, results: dict) ->
   if cfg.pretrained_actor:
     best = checkpoint.load_actor(cfg.pretrained_actor, state.actor)
     source = cfg.pretrained_actor
-    progress.best_val = evaluate.summarize(
+    progress.best_val = run.validation.summarize(
         run.validation.run(run.score_actor, best, run.actor_loss))
   else:
     best = progress.best_actor
@@ -221,7 +224,12 @@ def hand_over(run: Run, state: TrainState, progress: Progress, results: dict) ->
              ("predictions_test_actor_raw.tsv",))
   state = jax.jit(lambda s, a: state_lib.hand_over(s, a, run.key, cfg.critic, run.shape.n_items),
                   out_shardings=parallel.replicated(run.mesh), donate_argnums=0)(state, best)
-  run.records.log("stage 2: critic pre-training from the best actor (%s)", source)
+  if not uses_critic(cfg):  # An L2R fine-tuning is selected among its own epochs only.
+    progress.best_score, progress.best_val, progress.best_actor = -np.inf, {}, None
+    run.records.log("stage 3: the best actor (%s) fine-tuned on %s, no critic", source,
+                    cfg.ac.objective)
+  else:
+    run.records.log("stage 2: critic pre-training from the best actor (%s)", source)
   return state
 
 
@@ -275,6 +283,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   if run.schedule.trains_critic and progress.start <= run.schedule.span("critic")[0]:
     state = hand_over(run, state, progress, results)
   state = run_stage(run, "critic", state, progress, stop)
+  final.check_critic(run)
   state = run_stage(run, "ac", state, progress, stop)
   if finished and run.schedule.trains_critic:
     final.retest_actor(run, state, results)

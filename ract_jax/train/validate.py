@@ -29,6 +29,23 @@ def selection_metric(config: ml_collections.ConfigDict) -> str:
   return f"{config.critic.metric}@{config.critic.k}"
 
 
+def uses_critic(config: ml_collections.ConfigDict) -> bool:
+  """Whether stage 3 follows the critic (eq. 7) rather than an L2R loss (`config.ac.objective`)."""
+  return config.ac.objective == "critic"
+
+
+def selection_start(config: ml_collections.ConfigDict, stage3_start: int, epoch: int) -> int:
+  """The first global epoch whose validation score can select the model, as of global `epoch`.
+
+  RaCT: every epoch (stage 2 evaluates the pre-trained actor, so the best of {actor, stage 3}).
+  An L2R fine-tuning (Table 1's WARP / LambdaRank rows): once it has started, only its own epochs,
+  as the authors' second `train()` call restarted the best score (training.py).
+  """
+  if uses_critic(config) or epoch < stage3_start:
+    return 0
+  return stage3_start
+
+
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the key of the first value that cannot run."""
   s, a, k, e = config.schedule, config.actor, config.critic, config.eval
@@ -59,6 +76,12 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _positive(a[key], f"actor.{key}")
   _positive(config.ac.actor_learning_rate, "ac.actor_learning_rate")
   _choice(config.ac.critic_mode, ("eval", "train"), "ac.critic_mode")
+  _choice(config.ac.objective, ("critic",) + tuple(losses.LOSSES), "ac.objective")
+  if not uses_critic(config) and s.critic_epochs:
+    raise ValueError(f"config.ac.objective={config.ac.objective!r} fine-tunes the actor on that loss "
+                     "without a critic (Table 1's L2R rows); set config.schedule.critic_epochs=0.")
+  _positive(s.min_critic_steps, "schedule.min_critic_steps", strict=False)
+  _choice(config.profile, ("paper", "authors"), "profile")
 
   _choice(k.kind, network.KINDS, "critic.kind")
   _choice(k.normalize, network.NORMALIZE, "critic.normalize")
@@ -67,6 +90,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"config.critic.k={k.k!r} must be an integer >= 1 (the oracle's cut-off).")
   _positive(k.learning_rate, "critic.learning_rate")
 
+  _choice(e.empty_users, ("skip", "zero"), "eval.empty_users")
   for key in ("ndcg_ks", "recall_ks"):
     if any(not isinstance(v, int) or v < 1 for v in e[key]):
       raise ValueError(f"config.eval.{key}={tuple(e[key])}: cut-offs must be integers >= 1.")
