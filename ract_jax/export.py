@@ -36,7 +36,6 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ract_jax import evaluate, model_io
 from ract_jax.actors import sparse_layer
