@@ -33,7 +33,8 @@ def actor_score_fn(actor_config) -> ScoreFn:
 
   def score(params, entries, fold_in):
     values = actors.input_values(entries.counts, entries.seg, entries.valid,
-                                 actor_config.keep_prob, train=False)
+                                 actor_config.keep_prob, train=False,
+                                 norm=actor_config.get("input_norm", "l2"))
     inp = actors.SparseInput(entries.seg, entries.item, values, entries.users)
     return actors.apply(params, actor_config, inp, None, train=False).logits
 
