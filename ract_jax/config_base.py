@@ -201,11 +201,11 @@ ACTOR_PRESETS = {
     # Beyond the paper (issue 14): the item-item actor started from EASE, raw 0/1 input, the 80/20
     # split of evaluation as its dropout; stage 1 may be skipped (schedule.actor_epochs=0).
     "item_item": {"kind": "item_item", "shape": "full", "input_norm": "binary", "init": "ease",
-                  "keep_prob": 0.8, "item_item_scale": 10.0, "learning_rate": 1e-5},
+                  "keep_prob": 0.8, "item_item_scale": 5.0, "learning_rate": 1e-5},
     # The same with B = B0 + U V, B0 (EASE) frozen, U V of rank latent_dim trained.
     "item_item_lowrank": {"kind": "item_item", "shape": "lowrank", "latent_dim": 32,
                           "input_norm": "binary", "init": "ease", "keep_prob": 0.8,
-                          "item_item_scale": 10.0, "learning_rate": 1e-5},
+                          "item_item_scale": 5.0, "learning_rate": 1e-5},
 }
 
 
