@@ -39,7 +39,7 @@ def test_table_rows_with_paired_interval_by_hand(tmp_path):
   row = [line for line in text.splitlines() if line.startswith(f"| {name} ")][0]
   assert f"+0.0750 [{0.075 - half:+.4f}, {0.075 + half:+.4f}] (3/0)" in row
   assert "0.4900 / 0.4200 / 0.5000" in row and "0.4950 / 0.4300 / 0.5100" in row
-  assert "0.500" in row and "ac 5 of 5" in row
+  assert "0.500" in row and "global 5 of 5 (ac)" in row
   assert text.count("not run") == len(beyond.VARIANTS) - 1
 
 
