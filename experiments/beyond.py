@@ -124,7 +124,7 @@ def table(data: str, root: str) -> str:
         f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({d['n_better']}/{d['n_worse']}) | "
         f"{s['actor']['validation']['ndcg@100']:.4f} -> {s['ract']['validation']['ndcg@100']:.4f} | "
         f"{s['critic_r']:.3f} | global {s['best_epoch']} of {sum(s['epochs'])} ({s['best_stage']}) | "
-        f"{s['seconds']['critic']:.0f} / {s['seconds']['ac']:.0f} |")
+        f"{s['seconds']['critic']:.1f} / {s['seconds']['ac']:.1f} |")
   return "\n".join(lines)
 
 
