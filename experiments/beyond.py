@@ -59,18 +59,25 @@ VARIANTS = {
 }
 
 
-def command(data: str, name: str, workdir: str, epochs: tuple[int, int]) -> list[str]:
+def command(data: str, name: str, workdir: str, epochs: tuple[int, int],
+            seed: int | None = None) -> list[str]:
   preset, _, overrides = VARIANTS[name]
+  seeded = [] if seed is None else [f"--config.seed={seed}"]
   return [sys.executable, "-m", "ract_jax.main", f"--config={DATA[data]}:{preset}",
           f"--workdir={workdir}", *COMMON, f"--config.schedule.critic_epochs={epochs[0]}",
-          f"--config.schedule.ac_epochs={epochs[1]}", *overrides]
+          f"--config.schedule.ac_epochs={epochs[1]}", *overrides, *seeded]
+
+
+def workdir_of(root: str, data: str, name: str, seed: int | None = None) -> str:
+  """`<root>/<data>/<variant>` (the config's seed) or `..._seed<seed>`."""
+  return os.path.join(root, data, name if seed is None else f"{name}_seed{seed}")
 
 
 def run(args) -> None:
   for name in args.variants.split(","):
-    workdir = os.path.join(args.root, args.data, name)
+    workdir = workdir_of(args.root, args.data, name, args.seed)
     os.makedirs(workdir, exist_ok=True)
-    cmd = command(args.data, name, workdir, (args.critic_epochs, args.ac_epochs))
+    cmd = command(args.data, name, workdir, (args.critic_epochs, args.ac_epochs), args.seed)
     print(" ".join(cmd[1:]), flush=True)
     with open(os.path.join(workdir, "stdout.log"), "a") as log:
       rc = subprocess.call(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
@@ -137,6 +144,8 @@ def main(argv=None) -> None:
   p.add_argument("--critic_epochs", type=int, default=15)
   p.add_argument("--ac_epochs", type=int, default=12)
   p.add_argument("--out", default="")
+  p.add_argument("--seed", type=int, default=None,
+                 help="run: --config.seed (another seed of a variant, in <variant>_seed<seed>/)")
   args = p.parse_args(argv)
   for name in args.variants.split(","):
     if name not in VARIANTS:

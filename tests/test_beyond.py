@@ -46,3 +46,10 @@ def test_table_rows_with_paired_interval_by_hand(tmp_path):
 def test_unknown_variant_is_refused():
   with pytest.raises(SystemExit):
     beyond.main(["report", "--variants=nope"])
+
+
+def test_seeded_runs_get_their_own_workdir():
+  assert beyond.workdir_of("/r", "ml1m", "v") == "/r/ml1m/v"
+  assert beyond.workdir_of("/r", "ml1m", "v", 2) == "/r/ml1m/v_seed2"
+  assert beyond.command("ml1m", "lowrank_rich_1e-4", "/w", (1, 1), 2)[-1] == "--config.seed=2"
+  assert not any("seed" in a for a in beyond.command("ml1m", "lowrank_rich_1e-4", "/w", (1, 1)))
