@@ -118,7 +118,13 @@ def table(data: str, root: str) -> str:
           "[95% paired] (better/worse users) | val NDCG@100 start -> selected | critic r (val) | "
           "selected epoch | s/epoch stage 2 / 3 |\n|---|---|---|---|---|---|---|---|---|")
   lines = [head]
-  for name, (_, what, _) in VARIANTS.items():
+  folder = os.path.join(root, data)
+  seeded = sorted(d for d in (os.listdir(folder) if os.path.isdir(folder) else [])
+                  if "_seed" in d and d.split("_seed")[0] in VARIANTS)
+  rows = [(n, VARIANTS[n][1]) for n in VARIANTS] + [
+      (d, VARIANTS[d.split("_seed")[0]][1] + f", --config.seed={d.split('_seed')[1]}")
+      for d in seeded]
+  for name, what in rows:
     s = summarize(os.path.join(root, data, name))
     if s is None:
       lines.append(f"| {name} | {what} | not run / not finished | | | | | | |")

@@ -53,3 +53,9 @@ def test_seeded_runs_get_their_own_workdir():
   assert beyond.workdir_of("/r", "ml1m", "v", 2) == "/r/ml1m/v_seed2"
   assert beyond.command("ml1m", "lowrank_rich_1e-4", "/w", (1, 1), 2)[-1] == "--config.seed=2"
   assert not any("seed" in a for a in beyond.command("ml1m", "lowrank_rich_1e-4", "/w", (1, 1)))
+
+
+def test_seeded_rows_are_listed(tmp_path):
+  (tmp_path / "ml1m" / "full_rich_1e-6_seed3").mkdir(parents=True)
+  text = beyond.table("ml1m", str(tmp_path))
+  assert "| full_rich_1e-6_seed3 |" in text and "--config.seed=3" in text
