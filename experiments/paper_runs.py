@@ -54,6 +54,8 @@ def actor_name(actor: dict) -> str:
     return "LambdaRank" + ("" if kind == "multvae" and shape == "ract" else f" ({kind}, {shape})")
   if loss == "weighted_sq":
     return "MF" + ("" if kind == "multdae" and shape == "linear" else f" ({kind}, {shape})")
+  if kind == "item_item":
+    return "item-item" + (" (low-rank correction)" if shape == "lowrank" else "")
   if kind == "multdae":
     base = {"liang": "DAE (Liang et al., 2018)", "ract": "DAE (RaCT's I-600-200-600-I)",
             "linear": "DAE (Linear)"}.get(shape, f"DAE ({shape})")

@@ -68,6 +68,14 @@ def get_base_config() -> ml_collections.ConfigDict:
   a.hidden_dim = 600  # Table 4.
   a.latent_dim = 200  # Table 4.
   a.keep_prob = 0.5  # Bernoulli mask b ~ Ber(0.5) on the input (eq. 2).
+  # The first layer's input: 'l2' (eq. 2: l2-normalised row, dropout rescaled by 1/keep_prob) or
+  # 'binary' (the raw masked 0/1 row EASE is defined on; the item-item actor).
+  a.input_norm = "l2"
+  # The actor's starting point: 'random' (Table 4's initialisers) or 'ease' (the item-item actor's
+  # B = EASE's closed form at the lambda chosen on validation over config.baselines.ease_lambdas;
+  # then stage 1 may be skipped with schedule.actor_epochs=0).
+  a.init = "random"
+  a.item_item_scale = 1.0  # item_item: tau in logits = tau * x B (the NLL's temperature only).
   a.learning_rate = 1e-3  # Adam.
   # The first layer's form (the same numbers up to float summation order): 'sparse' (a gather over
   # the batch's entries), 'dense' (the [B, M] input built inside jit, one matmul) or 'auto': dense
@@ -106,6 +114,11 @@ def get_base_config() -> ml_collections.ConfigDict:
   k.k = 100
   k.use_seen = True  # |H1| feature (Figure 5 ablation).
   k.use_unseen = True  # |H0| feature.
+  # Extra features after the paper's three (beyond the paper; each off unless listed), names of
+  # critic.features.FEATURES: nll_seen, nll_unseen (the multinomial NLL on the input / the items
+  # to predict), entropy (of the softmax), margin (k-th minus (k+1)-th score, k = critic.k, input
+  # items excluded), top_std (std of the top-k scores). E.g. ("nll_unseen", "margin").
+  k.features = ()
   k.seed = 0  # Critic initialisation stream (folded into config.seed); vary to test init seeds.
   # After stage 2, a critic whose training-batch Pearson r with the oracle (the last critic epoch's
   # `critic_r`) is below this gets a WEAK CRITIC warning naming schedule.min_critic_steps; with
@@ -249,6 +262,14 @@ ACTOR_PRESETS = {
     "warp": {"kind": "multdae", "shape": "linear", "loss": "warp"},
     # LambdaRank for NDCG on the VAE's architecture (the loss replaces the NLL, KL kept).
     "lambdarank": {"loss": "lambdarank"},
+    # Beyond the paper (issue 14): the item-item actor started from EASE, raw 0/1 input, the 80/20
+    # split of evaluation as its dropout; stage 1 may be skipped (schedule.actor_epochs=0).
+    "item_item": {"kind": "item_item", "shape": "full", "input_norm": "binary", "init": "ease",
+                  "keep_prob": 0.8, "item_item_scale": 5.0, "learning_rate": 1e-5},
+    # The same with B = B0 + U V, B0 (EASE) frozen, U V of rank latent_dim trained.
+    "item_item_lowrank": {"kind": "item_item", "shape": "lowrank", "latent_dim": 32,
+                          "input_norm": "binary", "init": "ease", "keep_prob": 0.8,
+                          "item_item_scale": 5.0, "learning_rate": 1e-5},
 }
 
 # Table 1's WARP and LambdaRank rows: a Mult-VAE pre-trained as usual (stage 1), then fine-tuned on

@@ -38,7 +38,8 @@ def actor_score_fn(actor_config, first_layer: str = "sparse") -> ScoreFn:
 
   def score(params, entries, fold_in):
     values = actors.input_values(entries.counts, entries.seg, entries.valid,
-                                 actor_config.keep_prob, train=False)
+                                 actor_config.keep_prob, train=False,
+                                 norm=actor_config.get("input_norm", "l2"))
     inp = actors.SparseInput(entries.seg, entries.item, values, entries.users)
     return actors.apply(params, actor_config, inp, None, train=False,
                         first_layer=first_layer).logits

@@ -6,7 +6,8 @@ validation. Re-running the same command on the same workdir resumes from its lat
 Configs (files in configs/, loaded by path): default (synthetic data, no download), ml20m, netflix,
 msd, ml1m, ml1m_implicit, ml100k, ml_latest_small, custom (your own delimited or adjacency file).
 Variants after a colon: `smoke` (tiny model, two epochs) and an actor preset (paper Table 2):
-vae, vae_gaussian, vae_beta0, vae_linear, dae_liang, dae_ract, mf, warp, lambdarank; e.g.
+vae, vae_gaussian, vae_beta0, vae_linear, dae_liang, dae_ract, mf, warp, lambdarank (and beyond
+the paper: item_item, item_item_lowrank, started from EASE); e.g.
 `--config=configs/ml1m_implicit.py:smoke,warp`. Every key and its default is documented in
 ract_jax/config_base.py; override any with `--config.<block>.<key>=value`, e.g.
 `--config.schedule.actor_epochs=10`. The workdir gets config.json, metrics.jsonl, results.json,

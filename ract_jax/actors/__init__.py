@@ -19,12 +19,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from ract_jax.actors import dae, sparse_layer, vae
+from ract_jax.actors import dae, item_item, sparse_layer, vae
 from ract_jax.actors.base import (ActorOutput, SparseInput, choose, init_dense, input_values,
                                   matmul_fn)
 from ract_jax.actors.objective import beta_at, l2_penalty, per_user_loss
 
-FAMILIES = {"multvae": vae, "multdae": dae}
+FAMILIES = {"multvae": vae, "multdae": dae, "item_item": item_item}
 
 __all__ = ["FAMILIES", "FIRST_LAYERS", "ActorOutput", "SparseInput", "apply", "beta_at",
            "first_layer_form", "init", "input_values", "l2_penalty", "layer_dims", "param_count",
@@ -50,8 +50,12 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict, n_items: int) -> dic
     n_items: M.
 
   Returns:
-    `{layer: {"w": float32 [fan_in, fan_out], "b": float32 [fan_out]}}`.
+    `{layer: {"w": float32 [fan_in, fan_out], "b": float32 [fan_out]}}` (a family with its own
+    `init`, e.g. the item-item actor, sets its values itself).
   """
+  fam = family(config)
+  if hasattr(fam, "init"):
+    return fam.init(rng, config, n_items)
   return init_dense(rng, layer_dims(config, n_items))
 
 

@@ -36,8 +36,12 @@ FirstLayer = Callable[[jax.Array], jax.Array]
 
 
 def input_values(counts: jax.Array, seg: jax.Array, kept: jax.Array,
-                 keep_prob: float, train: bool) -> jax.Array:
+                 keep_prob: float, train: bool, norm: str = "l2") -> jax.Array:
   """The first layer's input on each entry: l2-normalised full row, masked, rescaled (eq. 2).
+
+  With `norm='binary'` (`config.actor.input_norm`; the item-item actor) the input is the raw 0/1
+  row, masked but neither normalised nor rescaled: EASE's scores x B are defined on it, and a row
+  with a share `keep_prob` of its items kept is what evaluation's fold-in row looks like.
 
   Args:
     counts: int32 `[B]` items per user (the full row: its l2 norm is sqrt(count)).
@@ -45,10 +49,15 @@ def input_values(counts: jax.Array, seg: jax.Array, kept: jax.Array,
     kept: bool `[cap]` the mask b in training (real entries only), all real entries at evaluation.
     keep_prob: the Bernoulli keep probability (dropout divides by it in training).
     train: training (mask and rescale) or evaluation (all entries, no rescale).
+    norm: 'l2' (eq. 2) or 'binary'.
 
   Returns:
     float32 `[cap]`.
   """
+  if norm == "binary":
+    return kept.astype(jnp.float32)
+  if norm != "l2":
+    raise ValueError(f"config.actor.input_norm={norm!r}: expected one of ('l2', 'binary').")
   norm = jax.lax.rsqrt(jnp.maximum(counts, 1).astype(jnp.float32))[seg]
   scale = norm / keep_prob if train else norm
   return jnp.where(kept, scale, 0.0)

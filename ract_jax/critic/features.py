@@ -61,18 +61,69 @@ def critic_inputs(logits: jax.Array, seen: jax.Array, unseen: jax.Array,
                       n_unseen=jnp.sum(unseen, axis=-1), logits=logits, seen=seen, unseen=unseen)
 
 
-FEATURES: dict[str, Callable[[CriticInputs], jax.Array]] = {
-    "n_seen": lambda i: i.n_seen,  # |H1| (eq. 5)
-    "n_unseen": lambda i: i.n_unseen,  # |H0| (eq. 5)
-    "loss": lambda i: i.loss,  # L_E (eq. 5)
+def _log_softmax(i: CriticInputs) -> jax.Array:
+  return jax.nn.log_softmax(i.logits, axis=-1)
+
+
+def _nll_on(rows):
+  """The multinomial NLL of the actor's softmax on `rows(inputs)` (`[B, M]` 0/1)."""
+  return lambda i, c: -jnp.sum(rows(i) * _log_softmax(i), axis=-1)
+
+
+def _entropy(i: CriticInputs, c) -> jax.Array:
+  del c
+  log_p = _log_softmax(i)
+  return -jnp.sum(jnp.exp(log_p) * log_p, axis=-1)
+
+
+def _top_scores(i: CriticInputs, c) -> jax.Array:
+  """The k + 1 highest scores of the items that can be recommended (input items excluded, as
+  evaluation ranks them), `[B, k + 1]`, k = `config.critic.k` (capped at M - 1)."""
+  k = min(int(c.k) + 1, i.logits.shape[-1])
+  return jax.lax.top_k(jnp.where(i.seen > 0, -jnp.inf, i.logits), k)[0]
+
+
+def _margin(i: CriticInputs, c) -> jax.Array:
+  top = _top_scores(i, c)  # A user with fewer than k + 1 candidates has -inf there: margin 0.
+  ok = jnp.all(jnp.isfinite(top[:, -2:]), axis=-1)
+  return jnp.where(ok, jnp.where(ok, top[:, -2], 0.0) - jnp.where(ok, top[:, -1], 0.0), 0.0)
+
+
+def _top_std(i: CriticInputs, c) -> jax.Array:
+  top = _top_scores(i, c)[:, :-1]
+  ok = jnp.isfinite(top)
+  top = jnp.where(ok, top, 0.0)  # Before any arithmetic: no inf (nor NaN gradients) below.
+  n = jnp.maximum(jnp.sum(ok, axis=-1), 1)
+  mean = jnp.sum(top, axis=-1) / n
+  var = jnp.sum(jnp.where(ok, (top - mean[:, None]) ** 2, 0.0), axis=-1) / n
+  return jnp.sqrt(var + 1e-12)  # The epsilon keeps the gradient finite for equal scores.
+
+
+# name -> f(CriticInputs, config.critic) -> [B]. The paper's three (eq. 5) come first; the rest are
+# beyond the paper (issue 14), switched on by listing them in config.critic.features.
+FEATURES: dict[str, Callable[[CriticInputs, ml_collections.ConfigDict], jax.Array]] = {
+    "n_seen": lambda i, c: i.n_seen,  # |H1| (eq. 5)
+    "n_unseen": lambda i, c: i.n_unseen,  # |H0| (eq. 5)
+    "loss": lambda i, c: i.loss,  # L_E (eq. 5)
+    # The NLL split: on the input items only, and on the items to predict only (what NDCG ranks).
+    "nll_seen": _nll_on(lambda i: i.seen),
+    "nll_unseen": _nll_on(lambda i: i.unseen),
+    "entropy": _entropy,  # of the softmax over all M items: how peaked the actor is.
+    "margin": _margin,  # k-th minus (k+1)-th score among the candidates: the cut-off's stability.
+    "top_std": _top_std,  # spread of the top-k candidate scores.
 }
+EXTRA = tuple(FEATURES)[3:]
 
 
 def feature_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The configured feature columns, in order: [|H1|, |H0|, L_E] (the authors' column order).
+  """The configured feature columns, in order: [|H1|, |H0|, L_E] (the authors' column order), then
+  `config.features` in the order listed.
 
   Args:
-    config: `config.critic` (`use_seen`, `use_unseen`).
+    config: `config.critic` (`use_seen`, `use_unseen`, `features`).
+
+  Raises:
+    ValueError naming `config.critic.features` for an unknown or repeated name.
   """
   names = []
   if config.use_seen:
@@ -80,7 +131,12 @@ def feature_names(config: ml_collections.ConfigDict) -> tuple[str, ...]:
   if config.use_unseen:
     names.append("n_unseen")
   names.append("loss")
-  return tuple(names)
+  extra = tuple(config.get("features", ()) or ())
+  for name in extra:
+    if name not in EXTRA or extra.count(name) > 1:
+      raise ValueError(f"config.critic.features={extra}: {name!r} is unknown or repeated; "
+                       f"expected distinct names of {EXTRA}.")
+  return tuple(names) + extra
 
 
 def n_features(config: ml_collections.ConfigDict) -> int:
@@ -90,5 +146,5 @@ def n_features(config: ml_collections.ConfigDict) -> int:
 
 def feature_matrix(inputs: CriticInputs, config: ml_collections.ConfigDict) -> jax.Array:
   """The critic's input matrix h (eq. 5), float32 `[B, F]`, columns as `feature_names(config)`."""
-  return jnp.stack([jnp.asarray(FEATURES[name](inputs), jnp.float32)
+  return jnp.stack([jnp.asarray(FEATURES[name](inputs, config), jnp.float32)
                     for name in feature_names(config)], axis=-1)

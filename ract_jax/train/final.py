@@ -106,6 +106,8 @@ def save_model(run: Run, params, name: str, best_epoch: int, per_user: dict, res
   cfg, data = run.config, run.data
   if name == "actor" and cfg.pretrained_actor:
     selected = {"pretrained_actor": cfg.pretrained_actor}
+  elif best_epoch < 0:  # No epoch trained it: the initial actor (config.actor.init).
+    selected = {"initial_actor": cfg.actor.init}
   else:
     stage, k, n = run.schedule.locate(int(best_epoch))
     selected = {"global_epoch": int(best_epoch) + 1, "stage": stage, "epoch": k, "epochs": n}

@@ -42,9 +42,9 @@ class TrainBatch(NamedTuple):
   valid: jax.Array  # float32 [B]: 1 for real users.
   n_global: jax.Array  # float32 scalar: real users in the global batch.
 
-  def actor_input(self, keep_prob: float) -> actors.SparseInput:
+  def actor_input(self, keep_prob: float, norm: str = "l2") -> actors.SparseInput:
     e = self.entries
-    values = actors.input_values(e.counts, e.seg, self.kept, keep_prob, train=True)
+    values = actors.input_values(e.counts, e.seg, self.kept, keep_prob, train=True, norm=norm)
     return actors.SparseInput(e.seg, e.item, values, e.users)
 
   def seen(self, n_items: int) -> jax.Array:
@@ -74,7 +74,7 @@ def make_actor_step(actor_cfg: ml_collections.ConfigDict, shape: BatchShape,
     k_mask, k_z = jax.random.split(key)
     batch = build_batch(csr, users, k_mask, shape.n_items, shape.cap, actor_cfg.keep_prob)
     beta = actors.beta_at(state.step, actor_cfg, steps_per_epoch)
-    inp = batch.actor_input(actor_cfg.keep_prob)
+    inp = batch.actor_input(actor_cfg.keep_prob, actor_cfg.input_norm)
 
     def loss_fn(params):
       out = actors.apply(params, actor_cfg, inp, k_z, train=True, first_layer=shape.first_layer)
@@ -97,7 +97,7 @@ def _forward_and_view(actor_cfg, shape: BatchShape, batch: TrainBatch, k_z):
   """The actor's training forward pass `params -> (logits, kl, loss)` (the loss L_E on the full
   row, the critic's first feature) and its batch's seen / unseen rows (x * b and x * (1 - b)),
   from which `critic.critic_inputs` builds the critic's inputs."""
-  inp = batch.actor_input(actor_cfg.keep_prob)
+  inp = batch.actor_input(actor_cfg.keep_prob, actor_cfg.input_norm)
   seen = batch.seen(shape.n_items)
 
   def forward(params):

@@ -31,6 +31,7 @@ from ract_jax import actors, data as data_lib, evaluate, metrics
 from ract_jax.baselines import search
 from ract_jax.device import parallel
 from ract_jax.train import checkpoint, final, loops, records, setup, state as state_lib, steps
+from ract_jax.train import warm_start
 from ract_jax.train import workdir as workdir_lib
 from ract_jax.train.setup import Run
 from ract_jax.train.state import TrainState
@@ -214,6 +215,12 @@ def hand_over(run: Run, state: TrainState, progress: Progress, results: dict) ->
     source = cfg.pretrained_actor
     progress.best_val = run.validation.summarize(
         run.validation.run(run.score_actor, best, run.actor_loss))
+  elif progress.best_actor is None:  # Stage 1 skipped: the warm-started actor (config.actor.init).
+    best = state.actor
+    checkpoint.save_actor(run.workdir, best)
+    source = f"the initial actor (config.actor.init={cfg.actor.init!r}, no stage-1 epoch)"
+    progress.best_val = evaluate.summarize(
+        run.validation.run(run.score_actor, best, run.actor_loss))
   else:
     best = progress.best_actor
     checkpoint.save_actor(run.workdir, best)
@@ -278,6 +285,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                            run.test, run.records.log, run.records.warn, results))
   run.records.write_json("results.json", results)
 
+  if run.checkpoints.latest_epoch() is None:  # A resumed run restores its actor below.
+    state = state.replace(actor=warm_start.initial_actor(run, state.actor))
   state, progress = resume(run, state)
   state = run_stage(run, "actor", state, progress, stop)
   if run.schedule.trains_critic and progress.start <= run.schedule.span("critic")[0]:

@@ -7,10 +7,11 @@ import ml_collections
 
 from ract_jax import actors, losses
 from ract_jax.baselines import search
-from ract_jax.critic import network, objective
+from ract_jax.critic import features as critic_features, network, objective
 from ract_jax.data import formats
 from ract_jax.data.protocol import ProtocolParams
 from ract_jax.train import summaries
+from ract_jax.train import warm_start
 
 
 def _choice(value, options, key: str) -> None:
@@ -51,10 +52,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   s, a, k, e = config.schedule, config.actor, config.critic, config.eval
   for name in ("actor_epochs", "critic_epochs", "ac_epochs"):
     _positive(getattr(s, name), f"schedule.{name}", strict=False)
-  if s.actor_epochs == 0 and not config.pretrained_actor and (s.critic_epochs or s.ac_epochs):
+  warm_start.check(config.actor)
+  if (s.actor_epochs == 0 and not config.pretrained_actor and config.actor.init == "random"
+      and (s.critic_epochs or s.ac_epochs)):
     raise ValueError("config.schedule.actor_epochs=0 with critic/ac epochs: RaCT needs a "
                      "pre-trained actor (paper §3, 'Actor Pre-training'); set actor_epochs >= 1 "
-                     "or --config.pretrained_actor=<workdir of a finished stage 1>.")
+                     "or --config.pretrained_actor=<workdir of a finished stage 1> or a fitted "
+                     "start (--config.actor.init=ease with the :item_item preset).")
   if config.pretrained_actor and not (s.critic_epochs or s.ac_epochs):
     raise ValueError("config.pretrained_actor is set but config.schedule.critic_epochs and "
                      "ac_epochs are 0: there is nothing to train.")
@@ -70,6 +74,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   _choice(a.first_layer, ("auto",) + tuple(actors.FIRST_LAYERS), "actor.first_layer")
   _positive(a.dense_above_density, "actor.dense_above_density", strict=False)
   actors.matmul_fn(a.matmul_precision)
+  _choice(a.input_norm, ("l2", "binary"), "actor.input_norm")
+  critic_features.feature_names(k)
   if not 0.0 < a.keep_prob <= 1.0:
     raise ValueError(f"config.actor.keep_prob={a.keep_prob} must be in (0, 1].")
   for key in ("hidden_dim", "latent_dim", "learning_rate"):
