@@ -1,6 +1,6 @@
 """Beyond the paper (issue 14): RaCT on the EASE-initialised item-item actor, designed variants.
 
-  python experiments/beyond.py run    --data=ml1m [--variants=a,b] [--root=/work/runs/beyond]
+  python experiments/beyond.py run    --data=ml1m [--variants=a,b] [--root=runs/beyond]
   python experiments/beyond.py report --data=ml1m [--out=docs/beyond.md]
 
 `run` trains each variant (stage 1 skipped: the actor starts at EASE's closed form with the lambda
@@ -146,7 +146,7 @@ def main(argv=None) -> None:
   p.add_argument("what", choices=("run", "report"))
   p.add_argument("--data", default="ml1m", choices=tuple(DATA))
   p.add_argument("--variants", default=",".join(VARIANTS))
-  p.add_argument("--root", default="/work/runs/beyond")
+  p.add_argument("--root", default="runs/beyond", help="where the variants' workdirs go")
   p.add_argument("--critic_epochs", type=int, default=15)
   p.add_argument("--ac_epochs", type=int, default=12)
   p.add_argument("--out", default="")
