@@ -183,7 +183,8 @@ class Records:
     self._stage_times.setdefault(stage, []).append(seconds)
 
   def eta(self, stage: str, left_in_stage: int, left_after: dict[str, int]) -> tuple[str, str]:
-    """(stage ETA, total ETA) from the median epoch time of each stage so far (first excluded)."""
+    """(stage ETA, total ETA) from the median wall time per epoch (training without compilation,
+    plus validation) of each stage so far (first excluded)."""
 
     def per_epoch(s):
       t = self._stage_times.get(s) or self._stage_times.get(stage) or [0.0]

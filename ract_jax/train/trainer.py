@@ -138,7 +138,6 @@ def train_epoch(run: Run, stage: str, epoch: int, state: TrainState,
   new_state, sums = program(state, run.csr, key, on_chunk)
   sums = jax.tree.map(evaluate.to_host, sums)
   seconds = records.now() - t0
-  run.records.epoch_time(stage, seconds - compile_seconds)
   bad = records.first_bad_step(sums)
   if bad is None and not bool(loops.all_finite(new_state)):
     bad = (run.steps_per_epoch - 1, "parameters")
@@ -168,6 +167,7 @@ def train_epoch(run: Run, stage: str, epoch: int, state: TrainState,
       run.records.warn(f"DEAD CRITIC: its output is constant (std {train['critic_std']:.2e}) in "
                        f"{stage} epoch {k}: stage 3 cannot move the actor. Try "
                        "--config.critic.normalize=batchnorm or another --config.critic.seed.")
+  run.records.epoch_time(stage, seconds - compile_seconds + row["val_seconds"])  # Wall per epoch.
   metric = selection_metric(run.config)
   if val[metric] > progress.best_score:  # Strict: ties keep the earliest epoch.
     progress.best_score, progress.best_val = val[metric], dict(val)
@@ -216,10 +216,10 @@ def hand_over(run: Run, state: TrainState, progress: Progress, results: dict) ->
     progress.best_val = run.validation.summarize(
         run.validation.run(run.score_actor, best, run.actor_loss))
   elif progress.best_actor is None:  # Stage 1 skipped: the warm-started actor (config.actor.init).
-    best = state.actor
+    best = _copy(state.actor)  # Its own buffers: the hand-over below donates `state`.
     checkpoint.save_actor(run.workdir, best)
     source = f"the initial actor (config.actor.init={cfg.actor.init!r}, no stage-1 epoch)"
-    progress.best_val = evaluate.summarize(
+    progress.best_val = run.validation.summarize(
         run.validation.run(run.score_actor, best, run.actor_loss))
   else:
     best = progress.best_actor

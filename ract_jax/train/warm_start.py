@@ -15,7 +15,6 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from ract_jax import evaluate
 from ract_jax.baselines import REGISTRY
 from ract_jax.device import parallel
 
@@ -25,7 +24,7 @@ def _ease(run, params: dict) -> tuple[dict, str]:
   if "item" not in params or params["item"]["w"].shape != (run.shape.n_items,) * 2:
     raise ValueError(f"config.actor.init='ease' needs an item-item actor (an M x M 'item' block); "
                      f"config.actor.kind={cfg.actor.kind!r} has none. Use the :item_item preset.")
-  validate = lambda fn, p: evaluate.summarize(run.validation.run(fn, p))  # noqa: E731
+  validate = lambda fn, p: run.validation.summarize(run.validation.run(fn, p))  # noqa: E731
   hp, val, b = REGISTRY["ease"].search(run.data.train, run.validation.split.fold_in, cfg.baselines,
                                        validate, run.records.log)
   params = dict(params)
