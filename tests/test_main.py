@@ -38,6 +38,13 @@ def test_bad_overrides_are_flag_errors(tmp_path, override, expect):
     ("--config.eval.ndcg_ks=(10,20)", "config.eval.ndcg_ks=(10, 20) lacks 100"),
     ("--config.critic.metric=map", "config.critic.metric='map'"),
     ("--config.checkpoint.keep=1", "config.checkpoint.keep=1"),
+    # The keys added with 0.3.0: each refused up front, naming itself.
+    ("--config.actor.first_layer=fast", "config.actor.first_layer='fast'"),
+    ("--config.actor.matmul_precision=bf16", "is not offered"),
+    ("--config.critic.features=('nosuch',)", "config.critic.features=('nosuch',)"),
+    ("--config.actor.init=svd", "config.actor.init='svd'"),
+    ("--config.eval.empty_users=one", "config.eval.empty_users='one'"),
+    ("--config.progress.epoch_chunks=-2", "config.progress.epoch_chunks=-2"),
 ])
 def test_impossible_configs_name_the_option(tmp_path, override, expect):
   proc = _main("--config=configs/default.py:smoke", f"--workdir={tmp_path / 'w'}", override,
