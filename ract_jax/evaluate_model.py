@@ -60,7 +60,8 @@ def evaluate_saved(model: model_io.SavedModel, split: HeldOut, batch_size: int =
   """Per-user metrics of `model` on `split` (`evaluate.Evaluator.run` with the evaluation's
   actor scoring, `evaluate.actor_score_fn`), on every device of a 1-D mesh."""
   ev = model.info.get("eval", {})
-  evaluator = evaluate.Evaluator(split, parallel.make_mesh(), batch_size=batch_size,
+  evaluator = evaluate.Evaluator(split, parallel.make_mesh(),
+                                 batch_size=max(1, min(batch_size, split.n_users)),
                                  ndcg_ks=tuple(ev.get("ndcg_ks", (10, 20, 50, 100, 200))),
                                  recall_ks=tuple(ev.get("recall_ks", (10, 20, 50, 100))))
   return evaluator.run(evaluate.actor_score_fn(model.actor_config), model.params)
