@@ -59,7 +59,9 @@ def main():
   ap.add_argument("--cholesky16", action="store_true", help="also the old way on the 16 values")
   args = ap.parse_args()
   data = load_dataset(_config(args).data, log=lambda s: None)
-  validation = evaluate.Evaluator(data.validation, parallel.make_mesh())
+  # The training run's evaluator (train/setup.py): batches of at most the split's users.
+  validation = evaluate.Evaluator(data.validation, parallel.make_mesh(),
+                                  batch_size=min(2000, data.validation.n_users))
   validate = lambda fn, p: evaluate.summarize(validation.run(fn, p))  # noqa: E731
   print(f"{args.data}: {data.n_items} items, {data.train.n_rows} training users, "
         f"{data.validation.n_users} validation users")

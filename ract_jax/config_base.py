@@ -177,6 +177,9 @@ def get_base_config() -> ml_collections.ConfigDict:
   # A hard cap on EASE's items; below it, EASE is also skipped (with a message, before training)
   # when its dense M x M matrices would not fit in the memory free at the time (BUILD.md).
   b.ease_max_items = 100_000
+  # The search's decomposition: float32 (False; about twice as fast on a CPU, and every lambda within
+  # ease_search.RECHECK_NDCG of the best is re-validated with the closed form) or float64 on the host.
+  b.ease_float64 = False
   # Table 1's other baselines (add them to `names`); every tuple is a grid searched on validation.
   b.wmf = ml_collections.ConfigDict(dict(k=(100,), alpha=(1.0, 2.0, 5.0), lam=(10.0, 30.0, 100.0),
                                          iters=(10,)))

@@ -111,6 +111,70 @@ def test_search_picks_the_brute_force_lambda(data):
   assert not any("config.baselines.ease_lambdas" in line for line in logs)
 
 
+def _script_then_exact(search_ndcgs, fold_in, held, calls):
+  """Scripted search values for `lambda_scores`, the true NDCG@100 for the closed-form Bs."""
+  it = iter(search_ndcgs)
+  exact = _numpy_validate(fold_in, held)
+
+  def validate(score_fn, params):
+    calls.append(score_fn)
+    if score_fn is ease_search.lambda_scores:
+      return {"ndcg@100": next(it)}
+    return exact(score_fn, params)
+  return validate
+
+
+def test_lambdas_close_to_the_best_are_rechecked_with_the_closed_form(data):
+  train, fold_in, held = data
+  lams = (1.0, 10.0, 1000.0)
+  brute = [_ndcg(fold_in @ _closed_form(train, lam), fold_in, held) for lam in lams]
+  good, bad = int(np.argmax(brute)), int(np.argmin(brute))
+  assert brute[good] - brute[bad] > 1e-3  # The recheck decides; the search's values do not.
+  # The (scripted) search ranks the worse lambda first, within RECHECK_NDCG of the better one.
+  scripted = [0.1] * len(lams)
+  scripted[bad], scripted[good] = 0.5, 0.5 - ease_search.RECHECK_NDCG / 2
+  calls, logs = [], []
+  hp, val, b = ease_search.search(_csr(train), _csr(fold_in), lams,
+                                  _script_then_exact(scripted, fold_in, held, calls),
+                                  max_items=None, log=logs.append)
+  assert hp == {"lam": lams[good]}
+  assert val["ndcg@100"] == pytest.approx(brute[good], abs=1e-6)
+  np.testing.assert_array_equal(np.asarray(b), np.asarray(ease.fit(_csr(train), lams[good])))
+  assert calls.count(ease_search.direct_scores) == 2  # Only the two close lambdas.
+  assert any("re-validated with the closed form" in line for line in logs)
+  # With no margin, the search's own best is taken (one closed-form solve): the wrong lambda.
+  calls = []
+  hp, _, _ = ease_search.search(_csr(train), _csr(fold_in), lams,
+                                _script_then_exact(scripted, fold_in, held, calls),
+                                max_items=None, log=lambda s: None, recheck=0.0)
+  assert hp == {"lam": lams[bad]} and calls.count(ease_search.direct_scores) == 1
+
+
+def test_eigen_leaves_the_gram_matrix_unchanged(data):
+  gram = ease.gram_matrix(_csr(data[0]))
+  before = gram.copy()
+  for float64 in (False, True):
+    v, s = ease_search.eigen(gram, float64=float64)
+    np.testing.assert_array_equal(gram, before)  # Kept for the closed-form solves.
+    np.testing.assert_allclose(np.asarray(v) @ np.diag(np.asarray(s)) @ np.asarray(v).T, before,
+                               atol=1e-4 * np.abs(before).max())
+
+
+def test_config_chooses_the_decomposition(data, monkeypatch):
+  from ract_jax import baselines, config_base  # pylint: disable=g-import-not-at-top
+  seen, eigen = [], ease_search.eigen
+  monkeypatch.setattr(ease_search, "eigen",
+                      lambda gram, float64: seen.append(float64) or eigen(gram, float64))
+  block = config_base.get_base_config().baselines
+  assert block.ease_float64 is False  # The default: float32, rechecked.
+  block.ease_lambdas = (1.0, 10.0)
+  for value in (False, True):
+    block.ease_float64 = value
+    baselines.REGISTRY["ease"].search(_csr(data[0]), _csr(data[1]), block, _scripted((0.3, 0.2)),
+                                      lambda s: None)
+  assert seen == [False, True]
+
+
 def test_search_through_the_evaluator_compiles_once(data, monkeypatch):
   train, fold_in, held = data
   split = HeldOut(uids=np.arange(len(fold_in)), fold_in=_csr(fold_in), held_out=_csr(held))
@@ -215,11 +279,13 @@ def test_memory_guard_refuses_before_allocating(data, monkeypatch):
 
 
 def test_memory_arithmetic_for_msd_and_ml20m():
-  cpu = ease_search.PEAK_MATRICES["cpu", True]
   limit = {"host": (24e9, "a 24 GB host")}
-  with pytest.raises(ValueError, match=r"M = 41,140 .*24\.0 GB .*config.baselines.ease_max_items"):
-    ease.check_memory(41_140, cpu, limit)  # MSD on a 24 GB CPU machine: refused.
-  ease.check_memory(20_108, cpu, limit)  # ML-20M fits.
+  for float64 in (False, True):
+    cpu = ease_search.PEAK_MATRICES["cpu", float64]
+    with pytest.raises(ValueError,
+                       match=r"M = 41,140 .*24\.0 GB .*config.baselines.ease_max_items"):
+      ease.check_memory(41_140, cpu, limit)  # MSD on a 24 GB CPU machine: refused.
+    ease.check_memory(20_108, cpu, limit)  # ML-20M fits.
   bytes_, source = ease.memory_limits()["host"]
   assert bytes_ > 0 and source
 

@@ -49,7 +49,7 @@ REGISTRY = {
                      scores=ease.scores,
                      search=lambda train, validation, b, validate, log: ease_search.search(
                          train, validation, b.ease_lambdas, validate, max_items=b.ease_max_items,
-                         log=log)),
+                         float64=b.ease_float64, log=log)),
     "wmf": Baseline(grid=lambda b: product_grid(b.wmf),
                     fit=lambda train, b, hp: wmf.fit(train, **hp), scores=wmf.scores),
     "slim": Baseline(grid=lambda b: product_grid(b.slim),

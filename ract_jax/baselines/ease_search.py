@@ -4,13 +4,16 @@
 `P = (G + lam I)^{-1} = V diag(w) V^T` with `w = 1 / (s + lam)`, and the validation users' scores
 `X B = X - (X P) / diag(P)` (column-wise) need only `X P = (X V) diag(w) V^T` and
 `diag(P)_i = sum_k V_ik^2 w_k`. `X V` is computed once for the validation users, so a lambda costs
-`2 H M^2` flops for H of them (one matmul, no M^3 solve). The chosen lambda's B is then `ease.fit`'s
-(the model that is tested is the closed form, exactly).
+`2 H M^2` flops for H of them (one matmul, no M^3 solve).
 
-The decomposition is float64 on the host on the CPU backend: in float32 the scores' error grows like
-eps * lambda_max(G) / lam (1.8e-2 relative at lam = 1 on ml-1m-implicit, where lambda_max = 2.1e5);
-an accelerator decomposes in float32 on the device, where that error can only swap lambdas whose
-validation NDCG@100 differ by ~2e-4.
+Precision. The decomposition is float32 by default (LAPACK's divide and conquer on the host on the
+CPU backend, about twice as fast as float64; `jnp.linalg.eigh` on an accelerator). Its scores'
+error grows like eps * lambda_max(G) / lam, so a lambda's validation NDCG@100 can be off by a
+little (measured on ml-1m-implicit against float64: at most 1.8e-4, at lam = 10; BUILD.md). So
+the search's ranking is only trusted beyond `RECHECK_NDCG`: every lambda within it of the best is
+re-validated with the closed form (`ease.fit_from_gram`, one Cholesky each), and the chosen
+lambda is the best of those exact values. The returned B is always the closed form's.
+`float64=True` (`config.baselines.ease_float64`) decomposes in float64 on the host instead.
 """
 
 from __future__ import annotations
@@ -31,20 +34,32 @@ from ract_jax.data.csr import CSR
 # 16 log-spaced values from 1 to 1e5 (10^(k/3), 3 significant digits): a factor ~2.15 apart.
 DEFAULT_LAMBDAS = tuple(float(f"{v:.3g}") for v in np.logspace(0.0, 5.0, 16))
 
+# A lambda whose search NDCG@100 is within this of the best is re-validated exactly: 5x the largest
+# float32-vs-float64 difference measured on ml-1m-implicit (1.8e-4; BUILD.md, "The EASE search").
+RECHECK_NDCG = 1e-3
+
 # Peak dense M x M float32 matrices (a float64 one counts 2) the search holds, by (backend, float64
-# decomposition), measured with max RSS on the CPU (BUILD.md); `xv` adds H x M on top.
+# decomposition): max RSS above the baseline at M = 6,000 on the CPU (BUILD.md); `xv` adds H x M.
+# The Gram matrix stays on the host for the closed-form solves at the end.
 PEAK_MATRICES = {
-    ("cpu", True): {"host": 4.0},  # The float64 Gram decomposed in place + float64 eigenvectors.
-    ("cpu", False): {"host": 4.0},  # jnp.linalg.eigh: G, V, syevd's 2 M^2 workspace.
+    # Decomposing 4.1 (G, its copy becoming V, syevd's 2 M^2 workspace); G + a solve, up to 4.7.
+    ("cpu", False): {"host": 4.7},
+    ("cpu", True): {"host": 5.1},  # G, its float64 copy, float64 eigenvectors (syevr).
     ("accelerator", False): {"host": 1.0, "device": 4.0},
-    ("accelerator", True): {"host": 4.0, "device": 3.0},
+    ("accelerator", True): {"host": 5.1, "device": 3.0},
 }
 
 
-def _eigh_host(a: np.ndarray):
-  """(s, Z) of the symmetric Fortran-ordered `a` (float64, destroyed), LAPACK's MRRR driver."""
+def _eigh_host(gram: np.ndarray, dtype):
+  """(s, Z) of the symmetric `gram` in `dtype` on the host (`gram` itself is not modified).
+
+  float32: LAPACK's divide and conquer (`syevd`, measured 2.2 s at M = 3,690 against 3.8 s for
+  MRRR); float64: MRRR (`syevr`, 4.6 s, no 2 M^2 float64 workspace).
+  """
   import scipy.linalg  # pylint: disable=g-import-not-at-top
-  return scipy.linalg.eigh(a, lower=True, overwrite_a=True, check_finite=False, driver="evr")
+  a = np.array(gram, dtype, order="F", copy=True)
+  return scipy.linalg.eigh(a, lower=True, overwrite_a=True, check_finite=False,
+                           driver="evr" if dtype == np.float64 else "evd")
 
 
 @functools.partial(jax.jit, donate_argnums=0)
@@ -52,27 +67,25 @@ def _eigh_device(g):
   return jnp.linalg.eigh(g, symmetrize_input=False)  # G is exactly symmetric (integer counts).
 
 
-def eigen(gram: np.ndarray, float64: bool):
-  """`G = V diag(s) V^T`, consuming `gram` (pass the only reference).
+def eigen(gram: np.ndarray, float64: bool = False):
+  """`G = V diag(s) V^T` (`gram` is not modified).
 
   Args:
     gram: float32 `[M, M]` from `ease.gram_matrix`.
-    float64: decompose in float64 on the host (V then rounded to float32) instead of float32 on
-      the JAX default device.
+    float64: decompose in float64 on the host (V then rounded to float32); otherwise float32, on
+      the host on the CPU backend and on the JAX default device on an accelerator.
 
   Returns:
     `(v, s)`: device arrays, float32 `[M, M]` V (column k is the eigenvector of `s[k]`) and `[M]`
     eigenvalues clipped at 0 (G is positive semi-definite; rounding can make tiny ones negative).
   """
-  if float64:
-    a = np.asfortranarray(gram, np.float64)
-    del gram
-    s, z = _eigh_host(a)
-    del a
-    v = jnp.asarray(z.astype(np.float32, order="C"))
+  if float64 or jax.default_backend() == "cpu":
+    s, z = _eigh_host(gram, np.float64 if float64 else np.float32)
+    v = jnp.asarray(z.astype(np.float32, order="C", copy=False))
+    del z
     s = jnp.asarray(s, jnp.float32)
   else:
-    s, v = _eigh_device(jnp.asarray(gram))
+    s, v = _eigh_device(jnp.array(gram, jnp.float32, copy=True))  # A device copy to donate.
   return v, jnp.maximum(s, 0.0)
 
 
@@ -141,8 +154,8 @@ def edge_warning(lams: tuple[float, ...], chosen: float) -> str | None:
 
 
 def search(train: CSR, validation: CSR, lambdas: Sequence[float], validate: Callable, *,
-           max_items: int | None, log: Callable[[str], None], float64: bool | None = None,
-           memory_bytes: float | None = None):
+           max_items: int | None, log: Callable[[str], None], float64: bool = False,
+           recheck: float = RECHECK_NDCG, memory_bytes: float | None = None):
   """Chooses EASE's lambda on the validation users' NDCG@100 (see the module docstring).
 
   Args:
@@ -152,15 +165,18 @@ def search(train: CSR, validation: CSR, lambdas: Sequence[float], validate: Call
     validate: `validate(score_fn, params) -> summary` with key "ndcg@100" (production:
       `evaluate.summarize(evaluator.run(score_fn, params))`); called with `lambda_scores` for every
       lambda (one function object, the same shapes: one compile), then with `direct_scores` and
-      the chosen lambda's B.
+      the closed-form B of every lambda within `recheck` of the search's best.
     max_items: refuse when M exceeds it (`config.baselines.ease_max_items`; None: no cap).
     log: progress and warnings (a chosen lambda at an end of the grid is reported).
-    float64: decompose in float64 on the host (default on the CPU backend) or float32 on device.
+    float64: decompose in float64 on the host (`config.baselines.ease_float64`) instead of
+      float32.
+    recheck: the NDCG@100 margin below the search's best within which lambdas are re-validated
+      with the closed form (0: only the best).
     memory_bytes: the memory limit for host and device (default: `ease.memory_limits()`).
 
   Returns:
-    `({"lam": lam}, validation summary of the chosen B, B)`; exact NDCG@100 ties keep the earliest
-    lambda of `lambdas`.
+    `({"lam": lam}, validation summary of the chosen B, B)`: the best closed-form NDCG@100 among
+    the re-validated lambdas; exact ties keep the earliest lambda of `lambdas`.
 
   Raises:
     ValueError before anything is allocated when M exceeds `max_items` or the peak memory estimate
@@ -171,37 +187,57 @@ def search(train: CSR, validation: CSR, lambdas: Sequence[float], validate: Call
   m, h = train.n_items, validation.n_rows
   ease.check_size(m, max_items)
   backend = "cpu" if jax.default_backend() == "cpu" else "accelerator"
-  float64 = backend == "cpu" if float64 is None else bool(float64)
+  float64 = bool(float64)
   limits = (ease.memory_limits() if memory_bytes is None else
             {k: (float(memory_bytes), "memory_bytes") for k in ("host", "device")})
   peak = {where: n + h / m for where, n in PEAK_MATRICES[backend, float64].items()}
   ease.check_memory(m, peak, limits)
 
   t0 = time.perf_counter()
-  v, s = eigen(ease.gram_matrix(train), float64=float64)
+  gram = ease.gram_matrix(train)
+  v, s = eigen(gram, float64=float64)
   xv = jax.block_until_ready(users_times_v(validation, v))
-  log(f"ease  eigendecomposition of the {m} x {m} Gram matrix "
-      f"({'float64 on the host' if float64 else 'float32 on the device'}) and X V of the {h} "
+  where = "float64 on the host" if float64 else (
+      "float32 on the host" if backend == "cpu" else "float32 on the device")
+  log(f"ease  eigendecomposition of the {m} x {m} Gram matrix ({where}) and X V of the {h} "
       f"validation users: {time.perf_counter() - t0:.1f} s")
-  best = None  # (index, ndcg)
+  found = []  # (index, search NDCG@100) of the lambdas with a finite value, in grid order.
   for i, lam in enumerate(lams):
     t0 = time.perf_counter()
     ndcg = float(validate(lambda_scores, lambda_params(xv, v, s, lam))["ndcg@100"])
     log(f"ease  {{'lam': {lam}}}  val ndcg@100 {ndcg:.4f}  ({time.perf_counter() - t0:.1f} s)")
-    if not math.isfinite(ndcg):
+    if math.isfinite(ndcg):
+      found.append((i, ndcg))
+    else:
       log(f"ease  lam={lam:g}: validation NDCG@100 is {ndcg}; this lambda is not considered.")
-    elif best is None or ndcg > best[1]:  # Strictly better: ties keep the earliest lambda.
-      best = (i, ndcg)
-  del v, s, xv  # The final solve needs the memory.
-  if best is None:
+  del v, s, xv  # The closed-form solves need the memory.
+  if not found:
     raise ValueError(f"EASE: no lambda of config.baselines.ease_lambdas={lams} gave a finite "
                      "validation NDCG@100.")
+  top = max(ndcg for _, ndcg in found)
+  contenders = [(i, ndcg) for i, ndcg in found if ndcg >= top - recheck]
+  if len(contenders) > 1:
+    log(f"ease  {len(contenders)} lambdas within {recheck:g} of the search's best "
+        f"({', '.join(f'{lams[i]:g}' for i, _ in contenders)}): each re-validated with the "
+        "closed form")
+  exact, held = [], None  # (index, closed-form summary); (index, B) of the last solve.
+  for i, ndcg in contenders:
+    held = None  # One B at a time: the previous one is freed before the next solve.
+    b = ease.fit_from_gram(gram, lams[i])
+    val = validate(direct_scores, b)
+    log(f"ease  lam {lams[i]:g}: B by Cholesky, val ndcg@100 {val['ndcg@100']:.4f} (search: "
+        f"{ndcg:.4f})")
+    exact.append((i, val))
+    held = (i, b)
+    del b
+  best = exact[0]
+  for i, val in exact[1:]:
+    if val["ndcg@100"] > best[1]["ndcg@100"]:  # Strictly better: ties keep the earliest lambda.
+      best = (i, val)
+  b = held[1] if held[0] == best[0] else ease.fit_from_gram(gram, lams[best[0]])
   lam = lams[best[0]]
   warning = edge_warning(lams, lam)
   if warning:
     log(warning)
-  b = ease.fit(train, lam)
-  val = validate(direct_scores, b)
-  log(f"ease  chosen lam {lam:g}: B by Cholesky, val ndcg@100 {val['ndcg@100']:.4f} (search: "
-      f"{best[1]:.4f})")
-  return {"lam": lam}, val, b
+  log(f"ease  chosen lam {lam:g} (val ndcg@100 {best[1]['ndcg@100']:.4f})")
+  return {"lam": lam}, best[1], b
