@@ -5,4 +5,4 @@ Public, importable pieces:
   ract_jax.data      raw readers, the Liang et al. 2018 protocol, the processed-data store
 """
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"

@@ -221,7 +221,8 @@ def search(train: CSR, validation: CSR, lambdas: Sequence[float], validate: Call
         f"({', '.join(f'{lams[i]:g}' for i, _ in contenders)}): each re-validated with the "
         "closed form")
   exact, held = [], None  # (index, closed-form summary); (index, B) of the last solve.
-  for i, ndcg in contenders:
+  # The search's best is solved last: when the closed form agrees, its B is the one held.
+  for i, ndcg in sorted(contenders, key=lambda c: c[1]):
     held = None  # One B at a time: the previous one is freed before the next solve.
     b = ease.fit_from_gram(gram, lams[i])
     val = validate(direct_scores, b)
@@ -230,10 +231,7 @@ def search(train: CSR, validation: CSR, lambdas: Sequence[float], validate: Call
     exact.append((i, val))
     held = (i, b)
     del b
-  best = exact[0]
-  for i, val in exact[1:]:
-    if val["ndcg@100"] > best[1]["ndcg@100"]:  # Strictly better: ties keep the earliest lambda.
-      best = (i, val)
+  best = max(exact, key=lambda e: (e[1]["ndcg@100"], -e[0]))  # Ties keep the earliest lambda.
   b = held[1] if held[0] == best[0] else ease.fit_from_gram(gram, lams[best[0]])
   lam = lams[best[0]]
   warning = edge_warning(lams, lam)
