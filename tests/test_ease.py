@@ -148,6 +148,9 @@ def test_lambdas_close_to_the_best_are_rechecked_with_the_closed_form(data):
                                 _script_then_exact(scripted, fold_in, held, calls),
                                 max_items=None, log=lambda s: None, recheck=0.0)
   assert hp == {"lam": lams[bad]} and calls.count(ease_search.direct_scores) == 1
+  with pytest.raises(ValueError, match="recheck"):
+    ease_search.search(_csr(train), _csr(fold_in), lams, _scripted(()), max_items=None,
+                       log=lambda s: None, recheck=-1e-3)
 
 
 def test_eigen_leaves_the_gram_matrix_unchanged(data):

@@ -188,6 +188,9 @@ def search(train: CSR, validation: CSR, lambdas: Sequence[float], validate: Call
   ease.check_size(m, max_items)
   backend = "cpu" if jax.default_backend() == "cpu" else "accelerator"
   float64 = bool(float64)
+  if not (math.isfinite(recheck) and recheck >= 0):
+    raise ValueError(f"ease_search.search: recheck={recheck!r}; give a finite margin >= 0 (0: only "
+                     "the search's best is solved with the closed form).")
   limits = (ease.memory_limits() if memory_bytes is None else
             {k: (float(memory_bytes), "memory_bytes") for k in ("host", "device")})
   peak = {where: n + h / m for where, n in PEAK_MATRICES[backend, float64].items()}
