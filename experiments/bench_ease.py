@@ -61,10 +61,12 @@ def main():
   ap.add_argument("--float64", action="store_true", help="the search's float64 decomposition")
   ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds of every variant")
   args = ap.parse_args()
-  data = load_dataset(_config(args).data, log=lambda s: None)
+  config = _config(args)
+  data = load_dataset(config.data, log=lambda s: None)
   # The training run's evaluator (train/setup.py): batches of at most the split's users.
-  validation = evaluate.Evaluator(data.validation, parallel.make_mesh(),
-                                  batch_size=min(2000, data.validation.n_users))
+  validation = evaluate.Evaluator(
+      data.validation, parallel.make_mesh(),
+      batch_size=evaluate.batch_size_for([data.validation], config.eval.batch_size))
   validate = lambda fn, p: evaluate.summarize(validation.run(fn, p))  # noqa: E731
   print(f"{args.data}: {data.n_items} items, {data.train.n_rows} training users, "
         f"{data.validation.n_users} validation users")

@@ -55,9 +55,9 @@ def main():
     if line.startswith("ease  eigendecomposition"):
       print(f"after the decomposition: {peak():.2f} M^2 float32")
 
-  def validate(score_fn, params):  # Any finite number: this measures memory only.
+  def validate(score_fn, params):  # Any finite number that waits for the parameters: memory only.
     del score_fn
-    return {"ndcg@100": float(jnp.sum(params["w"]) if isinstance(params, dict) else 0.0)}
+    return {"ndcg@100": float(jnp.sum(params["w"] if isinstance(params, dict) else params[0]))}
 
   _, _, b = ease_search.search(train, validation, (10.0, 100.0, 1000.0), validate, max_items=None,
                                log=log, float64=args.float64, memory_bytes=1e15)

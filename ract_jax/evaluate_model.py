@@ -61,7 +61,7 @@ def evaluate_saved(model: model_io.SavedModel, split: HeldOut, batch_size: int =
   actor scoring, `evaluate.actor_score_fn`), on every device of a 1-D mesh."""
   ev = model.info.get("eval", {})
   evaluator = evaluate.Evaluator(split, parallel.make_mesh(),
-                                 batch_size=max(1, min(batch_size, split.n_users)),
+                                 batch_size=evaluate.batch_size_for([split], batch_size),
                                  ndcg_ks=tuple(ev.get("ndcg_ks", (10, 20, 50, 100, 200))),
                                  recall_ks=tuple(ev.get("recall_ks", (10, 20, 50, 100))))
   return evaluator.run(evaluate.actor_score_fn(model.actor_config), model.params)

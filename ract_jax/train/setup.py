@@ -128,9 +128,7 @@ def build(config: ml_collections.ConfigDict, workdir: str) -> Run:
                                                 multiple=actors.sparse_layer.DEFAULT_CHUNK),
                      first_layer=first_layer)
   ev = config.eval
-  # Never more rows than the larger split: a bigger batch only scores padding rows (600 users in
-  # batches of 2000 tripled ML-1M's validation time); every metric is per user, so no number moves.
-  eval_batch = min(ev.batch_size, max(data.validation.n_users, data.test.n_users))
+  eval_batch = evaluate.batch_size_for([data.validation, data.test], ev.batch_size)
   caps = evaluate.shared_caps([data.validation, data.test], eval_batch, mesh.devices.size)
   evaluator = functools.partial(evaluate.Evaluator, mesh=mesh, batch_size=eval_batch,
                                 ndcg_ks=tuple(ev.ndcg_ks), recall_ks=tuple(ev.recall_ks), caps=caps,
