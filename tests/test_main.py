@@ -45,6 +45,8 @@ def test_bad_overrides_are_flag_errors(tmp_path, override, expect):
     ("--config.actor.init=svd", "config.actor.init='svd'"),
     ("--config.eval.empty_users=one", "config.eval.empty_users='one'"),
     ("--config.progress.epoch_chunks=-2", "config.progress.epoch_chunks=-2"),
+    # Added with 0.3.1.
+    ("--config.baselines.ease_float64=maybe", "--config.baselines.ease_float64=maybe"),
 ])
 def test_impossible_configs_name_the_option(tmp_path, override, expect):
   proc = _main("--config=configs/default.py:smoke", f"--workdir={tmp_path / 'w'}", override,

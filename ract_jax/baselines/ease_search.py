@@ -42,7 +42,7 @@ RECHECK_NDCG = 1e-3
 # decomposition): max RSS above the baseline at M = 6,000 on the CPU (BUILD.md); `xv` adds H x M.
 # The Gram matrix stays on the host for the closed-form solves at the end.
 PEAK_MATRICES = {
-    # Decomposing 4.1 (G, its copy becoming V, syevd's 2 M^2 workspace); G + a solve, up to 4.7.
+    # Decomposing 4.1 (G, its copy becoming V, syevd's 2 M^2 workspace); G + the solve 4.6.
     ("cpu", False): {"host": 4.7},
     ("cpu", True): {"host": 5.1},  # G, its float64 copy, float64 eigenvectors (syevr).
     ("accelerator", False): {"host": 1.0, "device": 4.0},
@@ -53,8 +53,8 @@ PEAK_MATRICES = {
 def _eigh_host(gram: np.ndarray, dtype):
   """(s, Z) of the symmetric `gram` in `dtype` on the host (`gram` itself is not modified).
 
-  float32: LAPACK's divide and conquer (`syevd`, measured 2.2 s at M = 3,690 against 3.8 s for
-  MRRR); float64: MRRR (`syevr`, 4.6 s, no 2 M^2 float64 workspace).
+  float32: LAPACK's divide and conquer (`syevd`, 2.3 s at M = 3,690, BUILD.md); float64: MRRR
+  (`syevr`, 4.55 s against 4.8 s for `syevd`, and no 2 M^2 float64 workspace).
   """
   import scipy.linalg  # pylint: disable=g-import-not-at-top
   a = np.array(gram, dtype, order="F", copy=True)
