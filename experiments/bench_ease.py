@@ -61,6 +61,8 @@ def main():
   ap.add_argument("--float64", action="store_true", help="the search's float64 decomposition")
   ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds of every variant")
   args = ap.parse_args()
+  if args.repeats < 1:
+    ap.error(f"--repeats={args.repeats}: give 1 or more rounds")
   config = _config(args)
   data = load_dataset(config.data, log=lambda s: None)
   # The training run's evaluator (train/setup.py): batches of at most the split's users.

@@ -104,6 +104,11 @@ def main():
   ap.add_argument("--data", default="ml1m", choices=sorted(FILES))
   ap.add_argument("--parts", default="timing,precision,batch")
   args = ap.parse_args()
+  parts = args.parts.split(",")
+  unknown = sorted(set(parts) - {"timing", "precision", "batch"})
+  if unknown:
+    ap.error(f"--parts={args.parts}: unknown {unknown}; give a comma-separated subset of "
+             "timing,precision,batch")
   config = config_base.load(os.path.join(CONFIGS, FILES[args.data]))
   data = load_dataset(config.data, log=lambda s: None)
   print(f"{args.data}: {data.n_items} items, {data.train.n_rows} training users, "
@@ -113,7 +118,6 @@ def main():
                 for n in dict.fromkeys(sizes)}
   validators = {n: (lambda fn, p, e=e: evaluate.summarize(e.run(fn, p))) for n, e in evaluators.items()}
   gram = ease.gram_matrix(data.train)
-  parts = args.parts.split(",")
   if "timing" in parts:
     timing(data, gram, validators)
   if "precision" in parts:
